@@ -1,0 +1,97 @@
+"""The binary step of Dynamic Sparse Training and its long-tailed derivative estimator.
+
+This is the only place where masks are computed: every masked layer (dense, conv, LSTM, hidden
+state) calls `binary_step` or `mask_from_scores`, so the estimator exists once.
+"""
+
+import keras
+from keras import ops
+
+GRANULARITIES = ("weight", "unit")
+
+
+def long_tailed_derivative(x):
+    """The estimator of step's derivative from Liu et al. (ICLR 2020).
+
+    `H(x) = 2 - 4|x|` for `|x| <= 0.4`, `0.4` for `0.4 < |x| <= 1` and `0` beyond. Its long
+    tail keeps a gradient flowing to weights that sit well below their threshold, so they can
+    come back.
+    """
+    a = ops.abs(x)
+    return ops.where(a <= 0.4, 2.0 - 4.0 * a, ops.where(a <= 1.0, 0.4, 0.0))
+
+
+@keras.ops.custom_gradient
+def binary_step(x):
+    """`1` where `x > 0`, else `0`; backward pass uses `long_tailed_derivative`."""
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        return upstream * ops.cast(long_tailed_derivative(x), upstream.dtype)
+
+    return ops.cast(ops.greater(x, 0), x.dtype), grad
+
+
+def normalize_granularity(granularity):
+    """Validates a granularity: `"weight"`, `"unit"` or a block `(rows, cols)` tuple."""
+    if isinstance(granularity, str):
+        if granularity in GRANULARITIES:
+            return granularity
+    elif (
+        isinstance(granularity, (tuple, list))
+        and len(granularity) == 2
+        and all(isinstance(v, int) and v >= 1 for v in granularity)
+    ):
+        return tuple(granularity)
+    raise ValueError(
+        "Expected granularity 'weight', 'unit' or a block shape such as (1, 4). "
+        f"Received: granularity={granularity!r}"
+    )
+
+
+def block_scores(magnitude, block, input_axis):
+    """Mean magnitude of each `block` along `input_axis` (rows=1 only: TFLite's 1xN blocks)."""
+    rows, cols = block
+    if rows != 1:
+        raise ValueError(
+            f"Only 1xN blocks along the input dimension are supported. Received: block={block}"
+        )
+    shape = list(magnitude.shape)
+    n = shape[input_axis]
+    if n % cols:
+        raise ValueError(
+            f"Block size {cols} does not divide the input dimension {n}; choose a block size "
+            "that divides it or use granularity='weight'."
+        )
+    split = shape[:input_axis] + [n // cols, cols] + shape[input_axis + 1 :]
+    return ops.mean(ops.reshape(magnitude, split), axis=input_axis + 1)
+
+
+def expand_blocks(block_mask, block, input_axis):
+    """Repeats a per-block mask back to the full weight shape."""
+    return ops.repeat(block_mask, block[1], axis=input_axis)
+
+
+def mask_from_scores(weight, threshold, granularity="weight", input_axis=0):
+    """The DST mask of `weight` for a threshold that broadcasts over its trailing axes.
+
+    Args:
+        weight: the kernel tensor.
+        threshold: per-output-unit thresholds, broadcastable against the kernel's trailing axes.
+        granularity: `"weight"` (one decision per weight), `"unit"` (one per output unit, scored by
+            mean |W| of its incoming weights) or a block `(1, n)` along `input_axis`.
+        input_axis: the kernel axis that blocks group (non-negative).
+
+    Returns:
+        A 0/1 tensor of the kernel's shape whose gradient follows the long-tailed estimator.
+    """
+    magnitude = ops.abs(weight)
+    if granularity == "weight":
+        return binary_step(magnitude - threshold)
+    if granularity == "unit":
+        axes = tuple(range(len(weight.shape) - len(threshold.shape)))
+        unit_mask = binary_step(ops.mean(magnitude, axis=axes) - threshold)
+        return ops.broadcast_to(unit_mask, weight.shape)
+    scores = block_scores(magnitude, granularity, input_axis)
+    return expand_blocks(binary_step(scores - threshold), granularity, input_axis)

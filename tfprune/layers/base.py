@@ -1,0 +1,105 @@
+"""What every masked layer shares: thresholds, the alpha penalty, masks and sparsity.
+
+A masked layer subclasses its Keras twin and this mixin. It names its masked kernels in
+`MASKED = {kernel_attribute: threshold_attribute}` and calls `build_masks()` at the end of
+`build`. Thresholds and alpha are real layer weights, so `.keras` files carry them.
+"""
+
+import numpy as np
+from keras import ops
+
+from tfprune.estimator import mask_from_scores, normalize_granularity
+
+
+class ThresholdPenalty:
+    """`alpha * sum(exp(-t))`: the sparse regulariser that pushes thresholds up.
+
+    `alpha` is a non-trainable variable of the layer that `DynamicPrune` assigns, so alpha can
+    follow a schedule without recompiling.
+    """
+
+    def __init__(self, alpha):
+        self.alpha = alpha
+
+    def __call__(self, threshold):
+        return ops.cast(self.alpha, threshold.dtype) * ops.sum(ops.exp(-threshold))
+
+
+class MaskedMixin:
+    """Trainable per-unit thresholds and `mask = step(|W| - t)` for the kernels in `MASKED`."""
+
+    MASKED = {"kernel": "threshold"}
+
+    def _init_granularity(self, granularity):
+        self.granularity = normalize_granularity(granularity)
+
+    def threshold_shape(self, kernel_shape):
+        """One threshold per output unit: the kernel's last axis."""
+        return tuple(kernel_shape[-1:])
+
+    def input_axis(self, kernel_shape):
+        """The kernel axis that holds the inputs (the axis 1xN blocks group)."""
+        return len(kernel_shape) - 2 if len(kernel_shape) > 2 else 0
+
+    def build_masks(self):
+        """Adds alpha and one threshold weight per masked kernel; call at the end of `build`."""
+        self.alpha = self.add_weight(
+            name="alpha", shape=(), initializer="zeros", trainable=False
+        )
+        penalty = ThresholdPenalty(self.alpha)
+        for kernel_name, threshold_name in self.MASKED.items():
+            shape = self.threshold_shape(tuple(getattr(self, kernel_name).shape))
+            setattr(
+                self,
+                threshold_name,
+                self.add_weight(
+                    name=threshold_name,
+                    shape=shape,
+                    initializer="zeros",
+                    regularizer=penalty,
+                ),
+            )
+
+    def threshold_variables(self):
+        return [getattr(self, t) for t in self.MASKED.values()]
+
+    def mask(self, kernel_name="kernel", kernel=None):
+        """The current 0/1 mask of a masked kernel (differentiable through the estimator)."""
+        kernel = getattr(self, kernel_name) if kernel is None else kernel
+        threshold = getattr(self, self.MASKED[kernel_name])
+        return mask_from_scores(
+            kernel,
+            ops.cast(threshold, kernel.dtype),
+            self.granularity,
+            self.input_axis(tuple(kernel.shape)),
+        )
+
+    def masked_kernel(self, kernel_name="kernel", kernel=None):
+        """`W * mask`: the weights the layer actually computes with."""
+        kernel = getattr(self, kernel_name) if kernel is None else kernel
+        return kernel * self.mask(kernel_name, kernel)
+
+    def weight_counts(self):
+        """`{kernel_name: (size, nonzero)}` of the effective (masked) kernels."""
+        counts = {}
+        for name in self.MASKED:
+            values = np.asarray(ops.convert_to_numpy(self.masked_kernel(name)))
+            counts[name] = (values.size, int(np.count_nonzero(values)))
+        return counts
+
+    def sparsity(self):
+        """Share of this layer's masked-kernel weights that are zero."""
+        counts = self.weight_counts().values()
+        size = sum(c[0] for c in counts)
+        return 1.0 - sum(c[1] for c in counts) / size
+
+    def masking_config(self):
+        granularity = self.granularity
+        return {"granularity": list(granularity) if isinstance(granularity, tuple) else granularity}
+
+
+def masked_layers(model):
+    """Every layer or cell inside `model` (nested models included) that carries DST masks."""
+    return [
+        layer for layer in model._flatten_layers(include_self=True) if isinstance(layer, MaskedMixin)
+    ]
