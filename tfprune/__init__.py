@@ -1,0 +1,14 @@
+"""tfprune: Dynamic Sparse Training and LSTM hidden-state pruning for Keras 3.
+
+>>> model = tfprune.prunable(model)
+>>> model.compile(...)
+>>> model.fit(x, y, callbacks=[tfprune.DynamicPrune()])
+>>> tflite_export.export(model, "model.tflite")
+"""
+
+from tfprune import layers, registry
+from tfprune.callbacks import DynamicPrune
+from tfprune.convert import prunable, strip
+
+__all__ = ["DynamicPrune", "layers", "prunable", "registry", "strip"]
+__version__ = "0.1.0"

@@ -29,6 +29,7 @@ class MaskedMixin:
     """Trainable per-unit thresholds and `mask = step(|W| - t)` for the kernels in `MASKED`."""
 
     MASKED = {"kernel": "threshold"}
+    RESETS = True  # DynamicPrune's reset rule applies (the paper exempts LSTMs)
 
     def _init_granularity(self, granularity):
         self.granularity = normalize_granularity(granularity)
@@ -92,6 +93,10 @@ class MaskedMixin:
         counts = self.weight_counts().values()
         size = sum(c[0] for c in counts)
         return 1.0 - sum(c[1] for c in counts) / size
+
+    def pruning_logs(self):
+        """The figures `DynamicPrune` writes into `logs` for this layer."""
+        return {f"sparsity/{self.name}": self.sparsity()}
 
     def masking_config(self):
         granularity = self.granularity

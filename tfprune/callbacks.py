@@ -1,0 +1,146 @@
+"""DynamicPrune: the callback that owns alpha, applies the reset rule and logs sparsity."""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from tfprune.layers.base import masked_layers
+
+
+class DynamicPrune(keras.callbacks.Callback):
+    """Drives Dynamic Sparse Training: `model.fit(x, y, callbacks=[tfprune.DynamicPrune()])`.
+
+    Every masked layer adds `alpha * sum(exp(-t))` over its thresholds to the loss. This callback
+    owns alpha (the layers read it from a variable, so it can change without recompiling), resets
+    the thresholds of a layer that is more than `reset_fraction` masked (not LSTMs, as in the
+    paper) and writes global and per-layer sparsity into `logs`, where History, CSVLogger and
+    TensorBoard see them (`sparsity`, `sparsity/<layer>`, `alpha`, `threshold_resets`).
+
+    Args:
+        alpha: the regularisation strength: a float >= 0 (default 5e-4, the paper's MNIST value),
+            a callable `epoch -> float`, or a `keras.optimizers.schedules.LearningRateSchedule`
+            evaluated at every training step.
+        reset_fraction: a layer whose share of masked weights exceeds this gets its thresholds
+            set back to 0 (checked after every batch). None disables the rule.
+        log_every_n_batches: also write the sparsity figures into batch logs every N batches.
+
+    Raises:
+        ValueError: alpha < 0, reset_fraction outside (0, 1], or (at train begin) a model
+            without masked layers.
+
+    >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(alpha=5e-4)])
+    """
+
+    def __init__(self, alpha=5e-4, reset_fraction=0.99, log_every_n_batches=None):
+        super().__init__()
+        if isinstance(alpha, numbers.Real):
+            _check_alpha(alpha)
+        elif not callable(alpha):
+            raise TypeError(
+                "alpha must be a float, a callable epoch -> float or a LearningRateSchedule. "
+                f"Received: alpha={alpha!r}"
+            )
+        if reset_fraction is not None and not 0 < reset_fraction <= 1:
+            raise ValueError(
+                "reset_fraction must be in (0, 1] (or None to disable the reset rule). "
+                f"Received: reset_fraction={reset_fraction}"
+            )
+        if log_every_n_batches is not None and log_every_n_batches < 1:
+            raise ValueError(
+                f"log_every_n_batches must be a positive integer. Received: {log_every_n_batches}"
+            )
+        self.alpha = alpha
+        self.reset_fraction = reset_fraction
+        self.log_every_n_batches = log_every_n_batches
+
+    # Training hooks -------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._layers = masked_layers(self.model)
+        if not self._layers:
+            raise ValueError(
+                f"DynamicPrune found no masked layer in model '{self.model.name}'. Convert the "
+                "model with `model = tfprune.prunable(model)` (then compile it) or build it from "
+                "tfprune.layers."
+            )
+        self._epoch = 0
+        self._resettable = [layer for layer in self._layers if layer.RESETS]
+        self._resets = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._reset_function = None
+        if self.reset_fraction is not None and self._resettable:
+            self._reset_function = tf.function(self._apply_reset_rule)
+        self._set_alpha(self._alpha_value(epoch=0))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if not isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+            self._set_alpha(self._alpha_value(epoch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+            self._set_alpha(self._alpha_value(self._epoch))
+        if self._reset_function is not None:
+            self._reset_function()
+        n = self.log_every_n_batches
+        if n and logs is not None and (batch + 1) % n == 0:
+            logs.update(self.figures())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.figures())
+            logs["threshold_resets"] = int(self._resets.numpy())
+
+    # Figures ----------------------------------------------------------------------------------
+
+    def figures(self):
+        """`{"sparsity": global, "sparsity/<layer>": ..., "alpha": ...}` for the current weights."""
+        figures = {}
+        size = zeros = 0
+        for layer in self._layers:
+            for n, nonzero in layer.weight_counts().values():
+                size += n
+                zeros += n - nonzero
+            figures.update(layer.pruning_logs())
+        figures["sparsity"] = zeros / size
+        figures["alpha"] = self._current_alpha
+        return figures
+
+    # Internals --------------------------------------------------------------------------------
+
+    def _alpha_value(self, epoch):
+        if isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+            value = float(self.alpha(self.model.optimizer.iterations))
+        elif callable(self.alpha):
+            value = float(self.alpha(epoch))
+        else:
+            value = float(self.alpha)
+        _check_alpha(value)
+        return value
+
+    def _set_alpha(self, value):
+        self._current_alpha = value
+        for layer in self._layers:
+            layer.alpha.assign(value)
+
+    def _apply_reset_rule(self):
+        """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
+        for layer in self._resettable:
+            kept = 0.0
+            size = 0
+            for name in layer.MASKED:
+                mask = layer.mask(name)
+                kept += tf.reduce_sum(mask)
+                size += int(mask.shape.num_elements())
+            collapsed = kept < (1.0 - self.reset_fraction) * size
+            for threshold in layer.threshold_variables():
+                threshold.assign(tf.where(collapsed, tf.zeros_like(threshold), threshold))
+            self._resets.assign_add(tf.cast(collapsed, tf.int64))
+
+
+def _check_alpha(value):
+    if value < 0:
+        raise ValueError(
+            "alpha must be >= 0: it scales the penalty alpha * sum(exp(-threshold)) that makes "
+            f"the model sparse (0 turns it off). Received: alpha={value}"
+        )

@@ -1,0 +1,168 @@
+"""`prunable` and `strip`: clone a model through the registry, stock <-> masked layers."""
+
+import inspect
+
+import keras
+from keras import ops
+
+from tfprune import registry
+from tfprune.layers.base import MaskedMixin, masked_layers
+
+
+def prunable(model, layers=None):
+    """Returns a copy of `model` whose supported layers are masked DST layers with the same weights.
+
+    Thresholds start at 0, so the new model computes exactly what the old one did until it is
+    trained with `tfprune.DynamicPrune`. Layers that are not selected or not supported are copied
+    unchanged (with their weights). Sequential, functional and nested models are supported.
+
+    Args:
+        model: a Sequential or functional `keras.Model`.
+        layers: which layers to convert: None (all supported), or a list of layer names and/or
+            layer classes, or a predicate `fn(layer) -> bool`.
+
+    Returns:
+        A new `keras.Model`; the original is left untouched.
+
+    Raises:
+        TypeError: `model` is not a Keras model.
+        ValueError: a name in `layers` is not in the model, or nothing in the model can be pruned.
+
+    >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    """
+    _check_model(model, "prunable")
+    select = _selector(model, layers)
+    converted = []
+
+    def clone(layer):
+        entry = registry.for_stock(layer)
+        if entry is None or not select(layer):
+            return _copy(layer)
+        converted.append(layer.name)
+        if entry.to_masked is not None:
+            return entry.to_masked(layer)
+        return _rebuild(layer, entry.masked, layer.get_config(), entry.weights)
+
+    new_model = _clone(model, clone)
+    if not masked_layers(new_model):
+        supported = sorted({e.stock.__name__ for e in registry.entries()})
+        raise ValueError(
+            f"Model '{model.name}' has no layer that tfprune can prune with layers={layers!r}. "
+            f"Supported layer types: {', '.join(supported)}. Add such layers, or register your own "
+            "with `tfprune.registry.register`."
+        )
+    return new_model
+
+
+def strip(model):
+    """Returns a plain Keras model (stock layers) whose weights are the masked weights.
+
+    Masked-out weights become exact zeros, so the stripped model's inference outputs equal the
+    masked model's and it can be saved, compacted or exported without tfprune.
+
+    Args:
+        model: a Sequential or functional `keras.Model`, masked or not.
+
+    Returns:
+        A new `keras.Model` without tfprune layers (except layers whose entry keeps run-time
+        pruning, such as an LSTM with hidden-state pruning).
+
+    Raises:
+        TypeError: `model` is not a Keras model.
+    """
+    _check_model(model, "strip")
+
+    def clone(layer):
+        entry = registry.for_masked(layer)
+        if entry is None:
+            return _copy(layer)
+        if entry.to_stock is not None:
+            return entry.to_stock(layer)
+        config = layer.get_config()
+        for key in layer.masking_config():
+            config.pop(key)
+        return _rebuild(layer, entry.stock, config, entry.weights, effective=True)
+
+    return _clone(model, clone)
+
+
+def effective_weight(layer, path):
+    """The value at `path` as the layer computes with it: `W * mask` for masked kernels."""
+    owner_path, _, name = path.rpartition(".")
+    owner = registry.resolve(layer, owner_path) if owner_path else layer
+    if isinstance(owner, MaskedMixin) and name in owner.MASKED:
+        return ops.convert_to_numpy(owner.masked_kernel(name))
+    return ops.convert_to_numpy(getattr(owner, name))
+
+
+def _rebuild(layer, cls, config, weights, effective=False):
+    """A `cls` layer from `config`, built like `layer`, carrying `layer`'s `weights`."""
+    new = cls.from_config(config)
+    _build_like(new, layer)
+    for path in weights:
+        target = registry.resolve(new, path)
+        if target is None:
+            continue
+        value = effective_weight(layer, path) if effective else registry.resolve(layer, path)
+        target.assign(value)
+    return new
+
+
+def _copy(layer):
+    """A fresh copy of `layer` with the same weights (clone_model would re-initialise them)."""
+    new = layer.__class__.from_config(layer.get_config())
+    _build_like(new, layer)
+    new.set_weights(layer.get_weights())
+    return new
+
+
+def _build_like(new, layer):
+    build_config = layer.get_build_config()
+    if layer.built and build_config:
+        new.build_from_config(build_config)
+
+
+def _clone(model, clone_function):
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
+    except ValueError as error:
+        if "subclass" in str(error).lower():
+            raise ValueError(
+                f"Model '{model.name}' is a subclassed model, which cannot be cloned layer by layer. "
+                "Build it as a Sequential or functional model, or use tfprune.layers directly."
+            ) from error
+        raise
+
+
+def _check_model(model, verb):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"tfprune.{verb} expects a keras.Model (Sequential or functional). "
+            f"Received: {type(model).__name__}. To prune a single layer, use the classes in "
+            "tfprune.layers directly (e.g. tfprune.layers.MaskedDense)."
+        )
+
+
+def _selector(model, layers):
+    """Turns the `layers=` argument into a predicate, checking every name exists."""
+    if layers is None:
+        return lambda layer: True
+    if callable(layers) and not inspect.isclass(layers):
+        return layers
+    items = [layers] if isinstance(layers, (str, type)) else list(layers)
+    names = {layer.name for layer in model._flatten_layers(include_self=False)}
+    for item in items:
+        if isinstance(item, str) and item not in names:
+            raise ValueError(
+                f"No layer named '{item}' in model '{model.name}'. "
+                f"Layer names: {', '.join(sorted(names))}."
+            )
+        if not isinstance(item, (str, type)):
+            raise TypeError(
+                "layers= takes layer names, layer classes or a predicate. "
+                f"Received an item of type {type(item).__name__}: {item!r}"
+            )
+    wanted_names = {i for i in items if isinstance(i, str)}
+    wanted_types = tuple(i for i in items if isinstance(i, type))
+    return lambda layer: layer.name in wanted_names or isinstance(layer, wanted_types)
+
