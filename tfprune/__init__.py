@@ -9,6 +9,7 @@
 from tfprune import layers, registry
 from tfprune.callbacks import DynamicPrune
 from tfprune.convert import prunable, strip
+from tfprune.report import sparsity_report
 
-__all__ = ["DynamicPrune", "layers", "prunable", "registry", "strip"]
+__all__ = ["DynamicPrune", "layers", "prunable", "registry", "sparsity_report", "strip"]
 __version__ = "0.1.0"

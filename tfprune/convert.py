@@ -126,7 +126,7 @@ def _clone(model, clone_function):
     try:
         return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     except ValueError as error:
-        if "subclass" in str(error).lower():
+        if "only supported for Sequential models or Functional models" in str(error):
             raise ValueError(
                 f"Model '{model.name}' is a subclassed model, which cannot be cloned layer by layer. "
                 "Build it as a Sequential or functional model, or use tfprune.layers directly."

@@ -1,0 +1,151 @@
+"""DynamicPrune: alpha ownership, the reset rule, logs, errors, and DST on real data."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+import tfprune
+from tfprune.data import load_digits
+from tfprune.models import lenet_300_100
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _compiled(model, lr=0.01):
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _masked_mlp():
+    return _compiled(tfprune.prunable(lenet_300_100((8, 8), 10)))
+
+
+def test_thresholds_rise_and_sparsity_grows(digits):
+    model = _masked_mlp()
+    history = model.fit(
+        digits.x_train, digits.y_train, epochs=6, batch_size=64, verbose=0,
+        callbacks=[tfprune.DynamicPrune(alpha=5e-3)],
+    )
+    sparsity = history.history["sparsity"]
+    assert sparsity[-1] > sparsity[0] > 0
+    assert all(b >= a - 0.01 for a, b in zip(sparsity, sparsity[1:]))
+    thresholds = np.concatenate([keras.ops.convert_to_numpy(l.threshold) for l in tfprune.layers.masked_layers(model)])
+    assert thresholds.mean() > 0
+    assert set(history.history) >= {"sparsity", "alpha", "threshold_resets", "sparsity/dense", "sparsity/dense_1"}
+
+
+def test_alpha_zero_leaves_thresholds_to_the_loss(digits):
+    model = _masked_mlp()
+    model.fit(digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=0.0)])
+    strong = _masked_mlp()
+    strong.fit(digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=0.05)])
+    mean_t = lambda m: np.mean([keras.ops.convert_to_numpy(l.threshold).mean() for l in tfprune.layers.masked_layers(m)])
+    assert mean_t(strong) > mean_t(model)
+
+
+def test_alpha_schedules_are_applied_and_logged(digits):
+    model = _masked_mlp()
+    by_epoch = model.fit(
+        digits.x_train, digits.y_train, epochs=3, verbose=0,
+        callbacks=[tfprune.DynamicPrune(alpha=lambda epoch: 1e-4 * (epoch + 1))],
+    )
+    np.testing.assert_allclose(by_epoch.history["alpha"], [1e-4, 2e-4, 3e-4])
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.0, decay_steps=10, end_learning_rate=1e-3)
+    per_step = model.fit(
+        digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=schedule)]
+    )
+    assert per_step.history["alpha"][-1] == pytest.approx(1e-3)
+    assert float(model.get_layer("dense").alpha) == pytest.approx(1e-3)
+
+
+def test_reset_rule_fires_on_a_collapsed_layer(digits):
+    model = _masked_mlp()
+    layer = model.get_layer("dense")
+    layer.threshold.assign(np.full(300, 5.0, "float32"))  # everything masked
+    history = model.fit(
+        digits.x_train[:64], digits.y_train[:64], epochs=1, batch_size=64, verbose=0,
+        callbacks=[tfprune.DynamicPrune()],
+    )
+    assert history.history["threshold_resets"] == [1]
+    assert not np.any(keras.ops.convert_to_numpy(layer.threshold) > 0.1)
+    assert layer.sparsity() < 0.5
+
+
+def test_reset_rule_can_be_disabled(digits):
+    model = _masked_mlp()
+    layer = model.get_layer("dense")
+    layer.threshold.assign(np.full(300, 5.0, "float32"))
+    model.fit(
+        digits.x_train[:64], digits.y_train[:64], epochs=1, batch_size=64, verbose=0,
+        callbacks=[tfprune.DynamicPrune(reset_fraction=None)],
+    )
+    assert layer.sparsity() == 1.0
+
+
+def test_csv_logger_and_batch_logs_see_the_figures(digits, tmp_path):
+    class Seen(keras.callbacks.Callback):
+        batches = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches.append("sparsity" in logs)
+
+    path = tmp_path / "log.csv"
+    model = _masked_mlp()
+    model.fit(
+        digits.x_train[:640], digits.y_train[:640], epochs=2, batch_size=64, verbose=0,
+        callbacks=[tfprune.DynamicPrune(log_every_n_batches=5), Seen(), keras.callbacks.CSVLogger(str(path))],
+    )
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 2 and 0 <= float(rows[-1]["sparsity"]) < 1 and "sparsity/dense_2" in rows[0]
+    assert Seen.batches[:10] == [False, False, False, False, True] * 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(alpha=-1e-4), ValueError, "alpha must be >= 0.*alpha=-0.0001"),
+        (dict(alpha="big"), TypeError, "alpha must be a float"),
+        (dict(reset_fraction=1.5), ValueError, "reset_fraction"),
+        (dict(log_every_n_batches=0), ValueError, "log_every_n_batches"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tfprune.DynamicPrune(**kwargs)
+
+
+def test_schedule_returning_negative_alpha_is_refused(digits):
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        _masked_mlp().fit(digits.x_train[:64], digits.y_train[:64], verbose=0,
+                          callbacks=[tfprune.DynamicPrune(alpha=lambda epoch: -1.0)])
+
+
+def test_model_without_masked_layers_points_to_prunable(digits):
+    model = _compiled(lenet_300_100((8, 8), 10))
+    with pytest.raises(ValueError, match="tfprune.prunable"):
+        model.fit(digits.x_train[:64], digits.y_train[:64], verbose=0, callbacks=[tfprune.DynamicPrune()])
+
+
+def test_dst_lenet_300_100_is_sparse_and_accurate(digits):
+    """DST reaches >= 80% sparsity within 2 points of the dense model (digits, ~1300 steps)."""
+    epochs = 60
+    keras.utils.set_random_seed(0)
+    dense = _compiled(lenet_300_100((8, 8), 10))
+    dense.fit(digits.x_train, digits.y_train, epochs=epochs, batch_size=64, verbose=0)
+    keras.utils.set_random_seed(0)
+    dst = _masked_mlp()
+    dst.fit(digits.x_train, digits.y_train, epochs=epochs, batch_size=64, verbose=0,
+            callbacks=[tfprune.DynamicPrune(alpha=5e-3)])
+    dense_acc = dense.evaluate(digits.x_test, digits.y_test, verbose=0)[1]
+    dst_acc = dst.evaluate(digits.x_test, digits.y_test, verbose=0)[1]
+    assert tfprune.sparsity_report(dst).sparsity >= 0.80
+    assert dst_acc >= dense_acc - 0.02

@@ -1,0 +1,98 @@
+"""`python -m tfprune demo`: train LeNet-300-100 dense and with DST, compare, export to TFLite."""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="tfprune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="dense vs Dynamic Sparse Training on LeNet-300-100")
+    demo.add_argument("--dataset", default="auto", help="auto (default), fashion_mnist or digits")
+    demo.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
+    demo.add_argument("--alpha", type=float, default=5e-4, help="DST alpha (default 5e-4)")
+    demo.add_argument("--batch-size", type=int, default=64)
+    demo.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, momentum 0.9")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="tfprune_demo", help="folder for the .keras and .tflite files")
+    return parser
+
+
+def _train(model, data, args, callbacks=()):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.SGD(args.lr, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    start = time.perf_counter()
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        callbacks=list(callbacks),
+        verbose=2,
+    )
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0)
+    return accuracy, seconds
+
+
+def demo(args):
+    import keras
+
+    import tfprune
+    from tfprune.data import load_dataset
+    from tfprune.models import lenet_300_100
+
+    data = load_dataset(args.dataset)
+    print(f"Dataset: {data.name} ({len(data.x_train)} train / {len(data.x_test)} test images)")
+    keras.utils.set_random_seed(args.seed)
+    dense = lenet_300_100(data.x_train.shape[1:], data.num_classes)
+    keras.utils.set_random_seed(args.seed)
+    masked = tfprune.prunable(lenet_300_100(data.x_train.shape[1:], data.num_classes))
+
+    print("\n== Dense LeNet-300-100 ==")
+    dense_acc, dense_time = _train(dense, data, args)
+    print(f"\n== Dynamic Sparse Training, alpha={args.alpha} ==")
+    dst_acc, dst_time = _train(masked, data, args, [tfprune.DynamicPrune(alpha=args.alpha)])
+    report = tfprune.sparsity_report(masked)
+
+    print("\n== Result ==")
+    print(f"dense accuracy  {dense_acc:.4f}   ({dense_time:.1f} s)")
+    print(f"DST accuracy    {dst_acc:.4f}   ({dst_time:.1f} s)   difference {100 * (dst_acc - dense_acc):+.2f} points")
+    print(f"remaining weights {report.remaining:.2%} ({report.nonzeros:,} of {report.params:,})\n")
+    print(report)
+
+    os.makedirs(args.out, exist_ok=True)
+    keras_path = os.path.join(args.out, "lenet_300_100_dst.keras")
+    masked.save(keras_path)
+    print(f"\nSaved the masked model to {keras_path}")
+    _export(masked, data, os.path.join(args.out, "lenet_300_100_dst.tflite"))
+    return 0
+
+
+def _export(model, data, path):
+    import tflite_export
+
+    print(f"\n== TFLite export: {path} ==")
+    result = tflite_export.export(model, path, verify_data=data.x_test[:64])
+    print(result)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
