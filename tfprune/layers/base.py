@@ -5,6 +5,7 @@ A masked layer subclasses its Keras twin and this mixin. It names its masked ker
 `build`. Thresholds and alpha are real layer weights, so `.keras` files carry them.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -97,6 +98,13 @@ class MaskedMixin:
     def pruning_logs(self):
         """The figures `DynamicPrune` writes into `logs` for this layer."""
         return {f"sparsity/{self.name}": self.sparsity()}
+
+    def save_own_variables(self, store):
+        """Saves every variable: Keras' Dense/Conv save only kernel and bias (for quantisation)."""
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
 
     def masking_config(self):
         granularity = self.granularity
