@@ -1,0 +1,192 @@
+"""tflite_export: parity per quantization, sparse flatbuffers, the CLI; failures leave no file."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from keras import ops
+
+import tflite_export
+import tfprune
+from tflite_export import verify
+
+
+def mlp(sizes, seed=0):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.layers.Dense(n, activation="relu") for n in sizes[1:-1]]
+    return keras.Sequential([keras.Input((sizes[0],)), *layers, keras.layers.Dense(sizes[-1])])
+
+
+def zero_kernels(model, sparsity, block=1, seed=0):
+    """Zeros `sparsity` of every Dense kernel at random, in blocks of `block` input rows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        kernel, bias = layer.get_weights()
+        rows, cols = kernel.shape
+        dead = rng.random((-(-rows // block), cols)) < sparsity
+        kernel[np.repeat(dead, block, axis=0)[:rows]] = 0.0
+        layer.set_weights([kernel, bias + 0.01])
+    return model
+
+
+def run_file(path, x, note):
+    """Runs a written .tflite file independently of tflite_export's own verification."""
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if note else OpResolverType.AUTO
+    runner = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
+    runner = runner.get_signature_runner()
+    (name,) = runner.get_input_details()
+    (output,) = runner(**{name: x}).values()
+    return output
+
+
+@pytest.fixture
+def data():
+    return np.random.default_rng(1).random((64, 20)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "quantize, weight_dtype, operator",
+    [(None, "float32", "FULLY_CONNECTED"), ("dynamic", "int8", "FULLY_CONNECTED"),
+     ("int8", "int8", "QUANTIZE")],
+)  # fmt: skip
+def test_parity_per_quantization(tmp_path, data, quantize, weight_dtype, operator):
+    model = mlp([20, 64, 32, 4])
+    path = tmp_path / "model.tflite"
+    report = tflite_export.export(
+        model, path, quantize=quantize, representative_data=data, latency_runs=5
+    )
+    assert report.parity.passed
+    assert report.parity.samples == len(data)
+    assert report.size_bytes == os.path.getsize(path)
+    assert operator in report.operators
+    assert report.tensors[0].dtype == weight_dtype
+    expected = keras.ops.convert_to_numpy(model(data[:1]))
+    actual = run_file(path, data[:1], report.runtime_note)
+    if quantize is None:
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+    else:
+        assert actual.argmax() == expected.argmax()
+    assert json.loads(json.dumps(report.to_dict()))["quantize"] == quantize
+
+
+@pytest.mark.parametrize(
+    "block, encoding, densify", [(1, "csr", True), (4, "block 1x4", False)]
+)
+def test_sparse_mlp_is_encoded_sparse_and_3x_smaller(tmp_path, block, encoding, densify):
+    model = zero_kernels(mlp([784, 300, 100, 10]), 0.9, block)
+    report = tflite_export.export(model, tmp_path / "sparse.tflite", latency_runs=20)
+    big = [t for t in report.tensors if t.total_values >= 100 * 300]
+    assert big and all(t.encoding == encoding for t in big)
+    assert all(t.sparsity == pytest.approx(0.9, abs=0.03) for t in big)
+    assert all(t.stored_values < 0.3 * t.total_values for t in big)
+    assert ("DENSIFY" in report.operators) is densify
+    assert report.size_bytes * 3 <= report.dense_size_bytes
+    assert report.latency_ms > 0 and report.dense_latency_ms > 0
+    table = str(report)
+    assert encoding in table and "dense export" in table
+
+
+def test_pruned_model_is_stripped_and_compacted(tmp_path, data):
+    stock = mlp([20, 32, 16, 4])
+    kernel, bias = stock.layers[0].get_weights()
+    kernel[:, :8] = 0.0  # 8 dead hidden units for compact to remove
+    stock.layers[0].set_weights([kernel, bias])
+    pruned = tfprune.prunable(stock)
+    report = tflite_export.export(pruned, tmp_path / "pruned.tflite", verify_data=data)
+    assert report.parity.passed
+    assert report.compaction["params_after"] < report.compaction["params_before"]
+    assert report.tensors[0].shape[0] == 24  # FULLY_CONNECTED weights are [out, in]
+
+
+def test_lstm_exports_with_static_batch(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((12, 8)), keras.layers.LSTM(16), keras.layers.Dense(3)]
+    )
+    report = tflite_export.export(model, tmp_path / "lstm.tflite", latency_runs=5)
+    assert report.batch_size == 1
+    assert report.parity.passed and report.parity.samples == verify.DEFAULT_SAMPLES
+    assert {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(report.operators)
+
+
+def test_cli_end_to_end(tmp_path, data):
+    pruned = tfprune.prunable(mlp([20, 16, 4]))
+    pruned.save(tmp_path / "model.keras")
+    np.save(tmp_path / "calib.npy", data)
+    out, report = tmp_path / "out.tflite", tmp_path / "report.json"
+    command = [
+        sys.executable, "-m", "tflite_export", str(tmp_path / "model.keras"), "-o", str(out),
+        "--quantize", "int8", "--calibration", str(tmp_path / "calib.npy"),
+        "--report", str(report), "--latency-runs", "5",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "TFLite export" in result.stdout
+    saved = json.loads(report.read_text())
+    assert saved["size_bytes"] == os.path.getsize(out)
+    assert saved["parity"]["passed"] and saved["quantize"] == "int8"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--quantize", "int8"], "needs representative_data"),
+        (["--calibration", "calib.txt"], "takes a .npy file"),
+        (["--batch-size", "0"], "positive integer"),
+    ],
+)
+def test_cli_failures_exit_nonzero_without_output(tmp_path, capsys, argv, message):
+    from tflite_export.__main__ import main
+
+    mlp([20, 4]).save(tmp_path / "model.keras")
+    out = tmp_path / "out.tflite"
+    assert main([str(tmp_path / "model.keras"), "-o", str(out), *argv]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"quantize": "int8"}, ValueError, "needs representative_data"),
+        ({"quantize": "float16"}, ValueError, "quantize='float16'"),
+        ({"batch_size": 0}, ValueError, "batch_size=0"),
+        ({"path": "missing_dir/m.tflite"}, OSError, "No such file"),
+        ({"path": "a_file/m.tflite"}, OSError, "Cannot write"),
+        ({"path": "."}, OSError, "is a directory"),
+    ],
+)
+def test_invalid_arguments_fail_before_conversion(tmp_path, kwargs, error, message):
+    (tmp_path / "a_file").write_text("")
+    path = tmp_path / kwargs.pop("path", "m.tflite")
+    with pytest.raises(error, match=message):
+        tflite_export.export(mlp([20, 4]), path, **kwargs)
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_parity_failure_leaves_existing_file_untouched(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify, "FLOAT_TOLERANCE", -1.0)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"previous")
+    with pytest.raises(tflite_export.ParityError, match="Nothing was written"):
+        tflite_export.export(mlp([20, 4]), path, sparse=False)
+    assert path.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+class Svd(keras.layers.Layer):
+    def call(self, x):
+        return ops.svd(x, compute_uv=False)
+
+
+def test_unsupported_op_names_the_layer(tmp_path):
+    inputs = keras.Input((4, 4))
+    model = keras.Model(inputs, Svd(name="my_svd")(inputs))
+    with pytest.raises(tflite_export.ConversionError, match=r"tf\.Svd in layer 'my_svd'"):
+        tflite_export.export(model, tmp_path / "svd.tflite", compact=False)
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,113 @@
+"""`python -m tflite_export MODEL.keras -o OUT.tflite`: export a saved Keras model to TFLite.
+
+Prints the report table, optionally writes it as JSON, and exits non-zero with a one-paragraph
+message (and no output file) when anything fails.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+
+import tflite_export
+
+PROG = "tflite-export"
+# Failures the user can act on: reported as one message, not a traceback.
+EXPECTED_ERRORS = (
+    tflite_export.ConversionError,
+    tflite_export.ParityError,
+    ValueError,
+    TypeError,
+    OSError,
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Export a (pruned) .keras model to a sparse, verified .tflite file.",
+    )
+    parser.add_argument("model", help="the .keras file (tfprune layers are supported)")
+    parser.add_argument("-o", "--output", required=True, help="the .tflite file to write")
+    parser.add_argument(
+        "--quantize", choices=["dynamic", "int8"], help="int8 weights, or integer kernels too"
+    )
+    parser.add_argument(
+        "--calibration",
+        help="a .npy array of typical inputs, shaped (samples, *input_shape); needed for int8, "
+        "also used to verify",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="static batch (default: 1 for RNNs, else dynamic)"
+    )
+    parser.add_argument("--report", help="also write the report as JSON to this path")
+    parser.add_argument("--no-sparse", action="store_true", help="store weights densely")
+    parser.add_argument("--no-compact", action="store_true", help="keep dead units")
+    parser.add_argument("--latency-runs", type=int, default=50, help="timed invocations")
+    return parser
+
+
+def main(argv=None):
+    """Runs the CLI; returns the process exit code (0 on success, 1 on failure)."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except EXPECTED_ERRORS as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
+
+
+def run(args):
+    """Loads the inputs named by `args`, exports, writes the JSON report; returns the report."""
+    for path in filter(None, (args.output, args.report)):
+        tflite_export.check_writable(path)
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"Model file '{args.model}' does not exist. Pass a .keras file.")
+    calibration = None
+    if args.calibration:
+        if not args.calibration.endswith(".npy"):
+            raise ValueError(
+                f"--calibration takes a .npy file. Received: {args.calibration!r}. Save with "
+                "numpy.save('calib.npy', x) (single-input models; use the Python API otherwise)."
+            )
+        calibration = np.load(args.calibration)
+    report = tflite_export.export(
+        _load(args.model),
+        args.output,
+        sparse=not args.no_sparse,
+        quantize=args.quantize,
+        representative_data=calibration,
+        batch_size=args.batch_size,
+        compact=not args.no_compact,
+        latency_runs=args.latency_runs,
+    )
+    if args.report:
+        text = json.dumps(report.to_dict(), indent=2, default=_json_value)
+        tflite_export.write_atomically(args.report, text.encode())
+    return report
+
+
+def _load(path):
+    import tfprune.layers  # noqa: F401  registers tfprune's layers as Keras serializables
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        raise ValueError(
+            f"Cannot load '{path}' as a Keras model: {error}. Pass a file saved with "
+            "model.save('model.keras'); custom layers must be importable and registered."
+        ) from error
+
+
+def _json_value(value):
+    """numpy scalars and arrays as plain JSON values."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

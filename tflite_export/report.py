@@ -1,0 +1,103 @@
+"""The export report: what was written, how sparse it is on disk, how faithful and how fast."""
+
+import dataclasses
+
+from tflite_export.inspect import TensorInfo
+from tflite_export.verify import Parity
+
+NAME_WIDTH = 44
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What `tflite_export.export` wrote and measured.
+
+    Attributes:
+        path: the .tflite file written.
+        size_bytes: its size.
+        dense_size_bytes: size of the same model converted without sparse encoding (same
+            quantization), the baseline the sparse encoding is measured against.
+        sparse: whether sparse encoding was requested.
+        quantize: None, `"dynamic"` or `"int8"`.
+        batch_size: the static batch, or None for a dynamic batch.
+        operators: `{op name: count}` over all subgraphs (DENSIFY means the weights are expanded
+            at load time: smaller file, dense speed).
+        tensors: one `TensorInfo` per weight tensor.
+        parity: Keras vs LiteRT agreement.
+        latency_ms: median `invoke()` time under the LiteRT interpreter (one thread).
+        dense_latency_ms: the same for the dense export, under the same runtime.
+        latency_batch: the batch size latency was measured at.
+        runtime_note: empty when the file runs under LiteRT's default runtime (XNNPACK);
+            otherwise why and how it must be run on builtin kernels.
+        compaction: `tfprune.compact`'s report as a dict, or None if compaction was off.
+    """
+
+    path: str
+    size_bytes: int
+    dense_size_bytes: int
+    sparse: bool
+    quantize: str | None
+    batch_size: int | None
+    operators: dict
+    tensors: list[TensorInfo]
+    parity: Parity
+    latency_ms: float
+    dense_latency_ms: float
+    latency_batch: int
+    runtime_note: str = ""
+    compaction: dict | None = None
+
+    @property
+    def compression(self):
+        """How many times smaller than the dense export the file is."""
+        return self.dense_size_bytes / self.size_bytes
+
+    def to_dict(self):
+        """A JSON-serialisable dict of every field, plus `compression`."""
+        return {**dataclasses.asdict(self), "compression": self.compression}
+
+    def __str__(self):
+        parity = self.parity
+        agreement = ""
+        if parity.argmax_agreement is not None:
+            agreement = f", argmax agreement {parity.argmax_agreement:.1%}"
+        held = "<=" if parity.criterion == "max_abs_diff" else ">="
+        lines = [
+            f"TFLite export: {self.path}",
+            f"  file size    {_kb(self.size_bytes)}  (dense export {_kb(self.dense_size_bytes)}: "
+            f"{self.compression:.2f}x)",
+            f"  settings     sparse={self.sparse}, quantize={self.quantize}, "
+            f"batch={'dynamic' if self.batch_size is None else self.batch_size}",
+            "  operators    " + ", ".join(f"{n} x{c}" for n, c in self.operators.items()),
+            f"  parity       {'passed' if parity.passed else 'FAILED'} on {parity.samples} samples"
+            f": max |diff| {parity.max_abs_diff:.3g}{agreement} "
+            f"({parity.criterion} {held} {parity.threshold:.3g})",
+            f"  latency      {self.latency_ms:.3f} ms median at batch {self.latency_batch} "
+            f"(dense export {self.dense_latency_ms:.3f} ms)",
+        ]
+        if self.runtime_note:
+            lines.append(f"  runtime      {self.runtime_note}")
+        if self.compaction:
+            before, after = self.compaction["params_before"], self.compaction["params_after"]
+            lines.append(f"  compaction   {before:,} -> {after:,} parameters (dead units removed)")
+        lines += [
+            "",
+            f"  {'tensor':<{NAME_WIDTH}} {'shape':>11} {'dtype':>7} {'encoding':>10} "
+            f"{'stored':>7} {'sparsity':>8} {'bytes':>9}",
+        ]
+        for t in self.tensors:
+            name = t.name if len(t.name) <= NAME_WIDTH else "..." + t.name[-NAME_WIDTH + 3 :]
+            encoding = t.encoding + ("*" if t.densified else "")
+            sparsity = "-" if t.sparsity is None else f"{t.sparsity:.1%}"
+            lines.append(
+                f"  {name:<{NAME_WIDTH}} {'x'.join(map(str, t.shape)):>11} {t.dtype:>7} "
+                f"{encoding:>10} {t.stored_values / t.total_values:>7.1%} {sparsity:>8} "
+                f"{t.nbytes:>9,}"
+            )
+        if any(t.densified for t in self.tensors):
+            lines.append("  * expanded by DENSIFY at load time: smaller file, dense-speed kernel.")
+        return "\n".join(lines)
+
+
+def _kb(size):
+    return f"{size / 1024:,.1f} KiB"

@@ -1,0 +1,234 @@
+"""Keras vs LiteRT parity, and batch-1 latency under the LiteRT interpreter.
+
+Every invocation starts from reset variables: a fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its
+state between invokes, which would make the second sample depend on the first.
+"""
+
+import dataclasses
+import re
+import time
+
+import keras
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+# Float exports: max |keras - tflite| may reach this fraction of max(1, max |keras|).
+FLOAT_TOLERANCE = 1e-4
+# Quantized exports with a scalar-per-sample output: the same bound, looser.
+QUANTIZED_TOLERANCE = 0.1
+# Quantized exports with a vector output (classifiers): share of argmax predictions that agree.
+MIN_AGREEMENT = 0.9
+# Random samples drawn when no verification data is given.
+DEFAULT_SAMPLES = 16
+# One thread: latencies comparable across runs on a shared machine.
+NUM_THREADS = 1
+
+
+class ParityError(RuntimeError):
+    """The TFLite model's outputs differ from the Keras model's beyond the tolerance."""
+
+
+@dataclasses.dataclass
+class Parity:
+    """How closely the TFLite model reproduces the Keras model.
+
+    Attributes:
+        samples: number of samples compared.
+        max_abs_diff: largest |keras - tflite| over all outputs.
+        mean_abs_diff: mean |keras - tflite|.
+        argmax_agreement: share of samples whose argmax (last axis) agrees; None for outputs
+            with a last axis of size 1.
+        criterion: `"max_abs_diff"` or `"argmax_agreement"`: what decided `passed`.
+        threshold: the bound the criterion was held to.
+        passed: whether the criterion held.
+    """
+
+    samples: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    argmax_agreement: float | None
+    criterion: str
+    threshold: float
+    passed: bool
+
+
+def sample_inputs(model, data, batch_size, what="verify_data"):
+    """Arrays to run, one per model input, with a sample count that is a multiple of the batch.
+
+    Args:
+        model: the Keras model.
+        data: None (draw `DEFAULT_SAMPLES` standard-normal samples), an array for a single-input
+            model, or a list of arrays (one per input, in `model.inputs` order).
+        batch_size: the static batch, or None.
+        what: the argument name, for error messages.
+
+    Returns:
+        A list of numpy arrays, cast to the inputs' dtypes.
+
+    Raises:
+        ValueError: the data does not match the model's inputs or holds fewer samples than
+            one static batch.
+    """
+    inputs = model.inputs
+    step = batch_size or 1
+    if data is None:
+        rng = np.random.default_rng(0)
+        count = -(-DEFAULT_SAMPLES // step) * step
+        return [
+            rng.standard_normal((count, *t.shape[1:])).astype(t.dtype)
+            if "float" in str(t.dtype)
+            else rng.integers(0, 2, (count, *t.shape[1:])).astype(t.dtype)
+            for t in inputs
+        ]
+    arrays = [data] if isinstance(data, np.ndarray) else list(data)
+    if len(arrays) != len(inputs):
+        raise ValueError(
+            f"{what} holds {len(arrays)} array(s) but the model takes {len(inputs)} input(s). "
+            "Pass one array per model input, in model.inputs order."
+        )
+    arrays = [np.asarray(x) for x in arrays]
+    for x, t in zip(arrays, inputs):
+        if tuple(x.shape[1:]) != tuple(t.shape[1:]):
+            raise ValueError(
+                f"{what} has per-sample shape {tuple(x.shape[1:])} but input '{t.name}' expects "
+                f"{tuple(t.shape[1:])}. Pass arrays shaped (samples, *input_shape)."
+            )
+    count = min(len(x) for x in arrays) // step * step
+    if count == 0:
+        raise ValueError(
+            f"{what} holds {min(len(x) for x in arrays)} sample(s), fewer than one static batch "
+            f"of {step}. Pass at least {step} samples."
+        )
+    return [x[:count].astype(t.dtype) for x, t in zip(arrays, inputs)]
+
+
+def choose_runtime(content):
+    """The op resolver the file runs under: the default (XNNPACK delegate) if it accepts the model.
+
+    XNNPACK refuses to prepare quantized FULLY_CONNECTED layers fed by DENSIFY (sparse int8
+    weights), so those files run on TFLite's builtin kernels; the note says so for deployment.
+
+    Returns:
+        `(OpResolverType, note)`, where `note` is empty under the default runtime.
+    """
+    try:
+        Interpreter(model_content=content, num_threads=NUM_THREADS).allocate_tensors()
+        return OpResolverType.AUTO, ""
+    except RuntimeError as error:
+        if "XNNPack" not in str(error):
+            raise
+        Interpreter(
+            model_content=content,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        ).allocate_tensors()
+        return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, (
+            "XNNPACK cannot prepare this file (sparse quantized weights), so it runs on builtin "
+            "kernels: create the interpreter with experimental_op_resolver_type="
+            "OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+        )
+
+
+def keras_outputs(model, inputs):
+    """The model's inference outputs as a flat list of numpy arrays."""
+    outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(outputs)]
+
+
+def tflite_outputs(content, resolver, model, inputs, batch_size):
+    """Runs the .tflite bytes on `inputs` in chunks of `batch_size` (all at once if None)."""
+    interpreter = _interpreter(content, resolver)
+    runner = interpreter.get_signature_runner()
+    names = [t.name for t in model.inputs]
+    step = batch_size or len(inputs[0])
+    chunks = []
+    for start in range(0, len(inputs[0]), step):
+        interpreter.reset_all_variables()
+        result = runner(**{n: x[start : start + step] for n, x in zip(names, inputs)})
+        chunks.append([result[k] for k in _output_order(result)])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+def _output_order(result):
+    """Signature output names in Keras output order: `output_<n>` by number, dict keys sorted.
+
+    `keras.tree.flatten` sorts dict outputs by key, so name order matches it for dicts.
+    """
+    if all(re.fullmatch(r"output_\d+", k) for k in result):
+        return sorted(result, key=lambda k: int(k[len("output_") :]))
+    return sorted(result)
+
+
+def parity(expected, actual, quantized):
+    """Compares Keras and TFLite outputs under the rule for float or quantized exports.
+
+    Args:
+        expected: Keras outputs (list of arrays).
+        actual: TFLite outputs, same order.
+        quantized: whether the export is quantized (looser rule).
+
+    Returns:
+        A `Parity`.
+    """
+    diffs = np.concatenate([np.abs(e - a).ravel() for e, a in zip(expected, actual)])
+    scale = max(1.0, max(float(np.abs(e).max()) for e in expected))
+    classifier = all(e.ndim >= 2 and e.shape[-1] > 1 for e in expected)
+    agreement = None
+    if classifier:
+        agreement = float(
+            np.mean([np.mean(e.argmax(-1) == a.argmax(-1)) for e, a in zip(expected, actual)])
+        )
+    if quantized and classifier:
+        criterion, threshold, passed = "argmax_agreement", MIN_AGREEMENT, agreement >= MIN_AGREEMENT
+    else:
+        threshold = (QUANTIZED_TOLERANCE if quantized else FLOAT_TOLERANCE) * scale
+        criterion, passed = "max_abs_diff", float(diffs.max()) <= threshold
+    return Parity(
+        samples=len(expected[0]),
+        max_abs_diff=float(diffs.max()),
+        mean_abs_diff=float(diffs.mean()),
+        argmax_agreement=agreement,
+        criterion=criterion,
+        threshold=threshold,
+        passed=bool(passed),
+    )
+
+
+def median_latency_ms(content, resolver, model, sample, runs=50, warmup=5):
+    """Median wall time of one `invoke()` at batch 1 (or the static batch).
+
+    Args:
+        content: the .tflite bytes.
+        resolver: the `OpResolverType` from `choose_runtime`.
+        model: the Keras model (its input names key the signature).
+        sample: inputs (list of arrays, model.inputs order), at least one batch.
+        runs: timed invocations.
+        warmup: untimed invocations first (allocations, XNNPACK weight packing).
+
+    Returns:
+        `(median milliseconds, batch size)`.
+    """
+    interpreter = _interpreter(content, resolver)
+    runner = interpreter.get_signature_runner()
+    index = {name: d["index"] for name, d in runner.get_input_details().items()}
+    del runner  # a live runner makes the interpreter refuse resize and invoke
+    details = interpreter.get_input_details()
+    batch = max((int(d["shape"][0]) for d in details if d["shape_signature"][0] != -1), default=1)
+    for t, x in zip(model.inputs, sample):
+        interpreter.resize_tensor_input(index[t.name], [batch, *x.shape[1:]])
+    interpreter.allocate_tensors()
+    for t, x in zip(model.inputs, sample):
+        interpreter.set_tensor(index[t.name], x[:batch])
+    times = []
+    for i in range(warmup + runs):
+        interpreter.reset_all_variables()
+        start = time.perf_counter()
+        interpreter.invoke()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000.0, batch
+
+
+def _interpreter(content, resolver):
+    return Interpreter(
+        model_content=content, num_threads=NUM_THREADS, experimental_op_resolver_type=resolver
+    )
