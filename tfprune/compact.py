@@ -1,0 +1,306 @@
+"""`compact(model)`: physically remove the dead units and filters of a pruned Keras model.
+
+A unit (Dense neuron, conv filter, depthwise channel) is dead when its value no longer matters:
+every weight that reads it is zero, or it outputs a constant (`activation(bias)` when all its
+incoming weights are zero) whose contribution the next layer's bias can absorb exactly. The
+compacted model computes the same outputs as the original.
+
+How it works: every position on the last (channel) axis of every tensor in the functional graph
+is a node. Layers that carry channels through (BatchNormalization, activations, pooling, Add,
+Concatenate, Flatten, Reshape, DepthwiseConv) tie positions together: tied positions are removed
+together or not at all. Model inputs and outputs, and any layer without a rule, keep every
+position. A group of tied positions goes when each weight layer reading it either has zero
+weights from it to its kept units, or can fold its constant into its bias (Dense always; Conv
+only with 'valid' padding or a zero constant). The per-layer rules live in `tfprune.surgery`:
+`register_unit_surgery` and `register_channel_op` add a layer kind (e.g. LSTM hidden units).
+
+Not compacted: nested models and shared layers (called more than once) are copied unchanged and
+keep every position they touch; channels-first layouts, grouped convolutions, SeparableConv,
+Conv*Transpose, LayerNormalization, softmax activations and any unregistered layer likewise.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+from tfprune.layers.base import masked_layers
+from tfprune.surgery import CHANNEL_OPS, UNIT_SURGERY
+
+
+@dataclasses.dataclass
+class LayerCompaction:
+    """One layer's channel axis: units before and after, and the removed unit indices."""
+
+    name: str
+    units_before: int
+    units_after: int
+    removed: list
+
+
+@dataclasses.dataclass
+class CompactionReport:
+    """What `compact` removed, layer by layer, and the parameter counts before and after."""
+
+    layers: list
+    params_before: int
+    params_after: int
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        width = max([len(r.name) for r in self.layers] + [5])
+        lines = [f"{'layer':<{width}}  {'before':>6}  {'after':>6}  removed"]
+        for r in self.layers:
+            shown = ", ".join(map(str, r.removed[:8])) + (", ..." if len(r.removed) > 8 else "")
+            lines.append(f"{r.name:<{width}}  {r.units_before:>6}  {r.units_after:>6}  [{shown}]")
+        saved = 1 - self.params_after / max(self.params_before, 1)
+        lines.append(f"params: {self.params_before} -> {self.params_after} ({saved:.1%} fewer)")
+        return "\n".join(lines)
+
+
+def compact(model):
+    """Removes dead units, filters and channels; returns a new model with the same outputs.
+
+    Args:
+        model: a built Sequential or functional `keras.Model` whose pruned weights are exact
+            zeros. Models with tfprune masked layers are stripped first (`tfprune.convert.strip`).
+
+    Returns:
+        `(new_model, report)`: the compacted model (the original is not modified) and a
+        `CompactionReport`.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if the model is unbuilt or subclassed (no functional graph to walk).
+
+    >>> small, report = compact(pruned_model)
+    >>> print(report)
+    """
+    _check_model(model)
+    if masked_layers(model):
+        from tfprune.convert import strip  # lazy: convert imports the layer registry
+
+        model = strip(model)
+    graph = _Graph(model)
+    remove = graph.decide()
+    plans, rows = graph.plans(remove)
+    new_model = _rebuild(model, plans)
+    report = CompactionReport(rows, model.count_params(), new_model.count_params())
+    return new_model, report
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "compact() expects a keras.Model (Sequential or functional). Received: "
+            f"model={model!r} of type {type(model).__name__}. Pass the whole model, "
+            "not a layer or a list."
+        )
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        outputs = None
+    if not outputs:
+        raise ValueError(
+            f"compact() needs the model's layer graph, but model {model.name!r} "
+            f"({type(model).__name__}) has none: build a Sequential model first (give it a "
+            "keras.Input or call model.build(input_shape)); subclassed models are not supported, "
+            "rebuild them with the functional API."
+        )
+
+
+def _topological_nodes(model):
+    """The Keras nodes between the model's inputs and outputs, producers first."""
+    order, seen = [], set()
+    stack = [(t, False) for t in reversed(model.outputs)]
+    while stack:
+        tensor, expanded = stack.pop()
+        history = tensor._keras_history
+        node = history.operation._inbound_nodes[history.node_index]
+        if expanded:
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        stack.append((tensor, True))
+        stack.extend((t, False) for t in node.arguments.keras_tensors)
+    return order
+
+
+class _Role(NamedTuple):
+    """What a graph node does to channel positions."""
+
+    kind: str  # "unit" (owns its output units), "link" (carries positions) or "barrier"
+    rule: object = None  # the UnitSurgery or ChannelOp
+    weights: list = ()
+    links: list = ()  # link: [(input index, input positions, output positions)]
+    usage: object = None  # unit: (inputs, units) bool, which input feeds which unit
+    recurrent: object = None  # unit: (units, units) bool for recurrent layers
+
+
+_BARRIER = _Role("barrier")
+
+
+class _Graph:
+    """Channel positions of every tensor, tied into groups, with constants and weight readers."""
+
+    def __init__(self, model):
+        self.nodes = _topological_nodes(model)
+        self.span = {}  # id(tensor) -> position indices of its last axis
+        self.size = 0
+        for node in self.nodes:
+            for t in node.outputs:
+                dim = t.shape[-1] if len(t.shape) > 1 else None
+                n = dim if isinstance(dim, int) else 0
+                self.span[id(t)] = np.arange(self.size, self.size + n)
+                self.size += n
+        self.parent = list(range(self.size))
+        self.fixed = [self.span[id(t)] for t in model.inputs + model.outputs]
+        calls = {}
+        for node in self.nodes:
+            calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
+        self.role = {id(n): self._classify(n, calls[id(n.operation)] > 1) for n in self.nodes}
+        self.root = np.array([self._find(i) for i in range(self.size)], dtype=int)
+        self.const = self._constants()
+
+    def _find(self, i):
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def _tie(self, a, b):
+        for i, j in zip(a.tolist(), b.tolist()):
+            self.parent[self._find(i)] = self._find(j)
+
+    def _ins(self, node):
+        return node.arguments.keras_tensors
+
+    def _classify(self, node, shared):
+        layer, ins, outs = node.operation, self._ins(node), node.outputs
+        if isinstance(layer, keras.layers.InputLayer):
+            return _BARRIER
+        known = ins and len(outs) == 1 and all(len(self.span[id(t)]) for t in ins + outs)
+        surgery = UNIT_SURGERY.get(type(layer))
+        op = CHANNEL_OPS.get(type(layer))
+        if known and not shared and surgery is not None and len(ins) == 1:
+            if surgery.supports(layer):
+                if surgery.output_fixed(layer):
+                    self.fixed.append(self.span[id(outs[0])])
+                w = layer.get_weights()
+                usage, recurrent = surgery.usage(layer, w), surgery.recurrent_usage(layer, w)
+                return _Role("unit", surgery, w, usage=usage, recurrent=recurrent)
+        elif known and not shared and op is not None:
+            links = op.links(layer, [tuple(t.shape) for t in ins], tuple(outs[0].shape))
+            if links is not None:
+                for k, in_pos, out_pos in links:
+                    self._tie(self.span[id(ins[k])][in_pos], self.span[id(outs[0])][out_pos])
+                return _Role("link", op, layer.get_weights(), links)
+        self.fixed.extend(self.span[id(t)] for t in ins + outs)
+        return _BARRIER
+
+    def _constants(self):
+        """Per position: the value it takes for every model input, NaN if input-dependent."""
+        const = np.full(self.size, np.nan)
+        for node in self.nodes:
+            role = self.role[id(node)]
+            if role.kind == "barrier":
+                continue
+            ins = [const[self.span[id(t)]] for t in self._ins(node)]
+            out = self.span[id(node.outputs[0])]
+            if role.kind == "unit":
+                const[out] = role.rule.constants(node.operation, role.weights, ins[0])
+            else:
+                const[out] = role.rule.constants(
+                    node.operation, role.weights, ins, role.links, len(out)
+                )
+        return const
+
+    def decide(self):
+        """Largest set of removable groups: shrink from 'all free groups' until consistent."""
+        remove = np.ones(self.size, dtype=bool)  # indexed by group root
+        for span in self.fixed:
+            remove[self.root[span]] = False
+        spans = [self.span[id(t)] for n in reversed(self.nodes) for t in n.outputs]
+        while True:
+            while self._keep_read(remove):
+                pass
+            # A layer needs at least one unit: keep one where a whole tensor would go.
+            empty = [s for s in spans if len(s) and remove[self.root[s]].all()]
+            if not empty:
+                return remove
+            remove[self.root[empty[0][0]]] = False
+
+    def _keep_read(self, remove):
+        """Un-removes groups that a kept unit still reads and cannot fold; True if any."""
+        changed = False
+        for node in self.nodes:
+            role, layer = self.role[id(node)], node.operation
+            if role.kind != "unit":
+                continue
+            surgery = role.rule
+            p_in, p_out = self.span[id(self._ins(node)[0])], self.span[id(node.outputs[0])]
+            kept_out = ~remove[self.root[p_out]]
+            c = self.const[p_in]
+            foldable = np.isfinite(c) & ((c == 0) | surgery.can_fold(layer))
+            read = role.usage[:, kept_out].any(axis=1)
+            bad = [p_in[remove[self.root[p_in]] & read & ~foldable]]
+            if role.recurrent is not None:  # a kept unit still reads a removed one
+                bad.append(p_out[~kept_out & role.recurrent[:, kept_out].any(axis=1)])
+            for positions in bad:
+                if len(positions):
+                    remove[self.root[positions]] = False
+                    changed = True
+        return changed
+
+    def plans(self, remove):
+        """`{id(layer): (config, weights)}` for rewritten layers, and the report rows."""
+        plans, rows = {}, []
+        for node in self.nodes:
+            role, layer = self.role[id(node)], node.operation
+            if role.kind == "barrier":
+                continue
+            p_ins = [self.span[id(t)] for t in self._ins(node)]
+            p_out = self.span[id(node.outputs[0])]
+            keep_ins = [~remove[self.root[p]] for p in p_ins]
+            keep_out = ~remove[self.root[p_out]]
+            config, weights = layer.get_config(), role.weights
+            if role.kind == "unit":
+                c = self.const[p_ins[0]]
+                folded = np.where(~keep_ins[0] & np.isfinite(c), c, 0.0)
+                plans[id(layer)] = role.rule.rewrite(
+                    layer, config, weights, keep_ins[0], keep_out, folded
+                )
+            else:
+                plans[id(layer)] = role.rule.rewrite(layer, config, weights, keep_ins, keep_out)
+            if weights:
+                removed = np.flatnonzero(~keep_out).tolist()
+                rows.append(LayerCompaction(layer.name, len(p_out), int(keep_out.sum()), removed))
+        return plans, rows
+
+
+def _rebuild(model, plans):
+    """Clones the model through `clone_model`, building each layer from its planned config."""
+    built = []
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):  # nested model: an unchanged copy
+            new, weights = keras.models.clone_model(layer), layer.get_weights()
+        else:
+            config, weights = plans.get(id(layer), (layer.get_config(), layer.get_weights()))
+            new = layer.__class__.from_config(config)
+        built.append((new, weights))
+        return new
+
+    inputs = None
+    if isinstance(model, keras.Sequential):  # also covers models built by build(shape)
+        inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+    new_model = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    for new, weights in built:
+        new.set_weights(weights)
+    return new_model
