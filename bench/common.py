@@ -1,0 +1,92 @@
+"""Training and measuring, shared by the Keras 3 runner and the tf_keras (tfmot) subprocess.
+
+Nothing here imports Keras: callers pass `keras` or `tf_keras`, so both processes use one
+definition of the paper's training settings, the epoch clock and the weight count.
+"""
+
+import time
+
+import numpy as np
+
+
+def compile_model(keras, model, lr, momentum):
+    """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9)."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def fit_and_evaluate(keras, model, arrays, epochs, batch_size, callbacks=(), on_epoch=None):
+    """Trains on `arrays["x_train"]`, evaluates on the test split, times every epoch.
+
+    No validation data is passed to `fit`, so epoch times are training only.
+
+    Returns:
+        `{"test_accuracy", "test_loss", "epoch_times", "epoch_time", "history"}` where
+        `epoch_time` is the mean over epochs after the first (which includes graph tracing).
+    """
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+            if on_epoch is not None:
+                on_epoch(epoch, logs or {})
+
+    # Last, so it sees the logs the other callbacks (e.g. DynamicPrune's sparsity) wrote.
+    clock = EpochClock()
+    history = model.fit(
+        arrays["x_train"],
+        arrays["y_train"],
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[*callbacks, clock],
+    )
+    loss, accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=1000, verbose=0)
+    return {
+        "test_accuracy": float(accuracy),
+        "test_loss": float(loss),
+        "epoch_times": clock.times,
+        "epoch_time": steady_epoch_time(clock.times),
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+    }
+
+
+def steady_epoch_time(times):
+    """Mean epoch time without the first epoch (tracing, warm-up) when there is more than one."""
+    steady = times[1:] or times
+    return float(np.mean(steady))
+
+
+def remaining_weights(model):
+    """Share of nonzero kernel weights, overall and per layer.
+
+    Kernels only (biases excluded): they are what DST and tfmot prune. Call it on a plain model
+    (`tfprune.strip` / `strip_pruning`), where pruned weights are exact zeros.
+    """
+    per_layer = {}
+    total = kept = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        values = np.asarray(kernel)
+        nonzero = int(np.count_nonzero(values))
+        per_layer[layer.name] = nonzero / values.size
+        total += values.size
+        kept += nonzero
+    return {
+        "remaining": kept / total,
+        "remaining_per_layer": per_layer,
+        "weights_total": total,
+        "weights_remaining": kept,
+    }

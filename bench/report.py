@@ -1,0 +1,195 @@
+"""Markdown tables and an accuracy-vs-remaining-weights plot from `bench.run` JSONL files.
+
+    python -m bench.report bench/out/lenet300.jsonl [more.jsonl ...] --md out.md --png out.png
+
+Runs are grouped by setup (suite, dataset, data size, epochs) and by row, and figures are
+mean ± sample std over seeds. `BENCHMARKS.md` is assembled from this output.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum")
+STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s")}
+
+NOTES = """\
+Test accuracy after the last epoch. Remaining weights: nonzero kernel weights (biases excluded),
+counted on the stripped model. Epoch time: training only, mean over epochs 2..N (epoch 1 includes
+graph tracing); "vs dense" divides it by the dense run of the same seed. GMP is tfmot's
+`prune_low_magnitude` (tf_keras, its own process) with PolynomialDecay from 0 to the sparsity the
+matched DST run reached, uniform per layer, ending at 2/3 of training."""
+
+
+def load(paths):
+    """The successful records of all files, and how many runs failed and were not redone."""
+    records = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed run
+    ok = [r for r in records if r.get("status") == "ok"]
+    redone = {_key(r) for r in ok}
+    return ok, len({_key(r) for r in records if r.get("status") != "ok"} - redone)
+
+
+def _key(record):
+    return (*(record[k] for k in SETUP_KEYS), record["run"], record["seed"])
+
+
+def group(records):
+    """`{setup: {run label: [records]}}`: setups in first-seen order; rows dense first, then by
+    method and within a method in first-seen order, so resumed runs do not reorder the table."""
+    setups, methods = {}, ["dense"]
+    for record in records:
+        setup = tuple(record[k] for k in SETUP_KEYS)
+        setups.setdefault(setup, {}).setdefault(record["run"], []).append(record)
+        if record["method"] not in methods:
+            methods.append(record["method"])
+    return {
+        setup: dict(sorted(rows.items(), key=lambda item: methods.index(item[1][0]["method"])))
+        for setup, rows in setups.items()
+    }
+
+
+def summarise(rows):
+    """Per row: mean and std of accuracy, remaining (overall and per layer), time, time vs dense."""
+    dense_time = {r["seed"]: r["epoch_time"] for runs in rows.values() for r in runs if r["method"] == "dense"}
+    summary = {}
+    for name, runs in rows.items():
+        layers = list(runs[0]["remaining_per_layer"])
+        ratios = [r["epoch_time"] / dense_time[r["seed"]] for r in runs if r["seed"] in dense_time]
+        summary[name] = {
+            "method": runs[0]["method"],
+            "params": runs[0]["params"],
+            "seeds": len(runs),
+            "accuracy": _stats([100 * r["test_accuracy"] for r in runs]),
+            "remaining": _stats([100 * r["remaining"] for r in runs]),
+            "epoch_time": _stats([r["epoch_time"] for r in runs]),
+            "vs_dense": _stats(ratios) if ratios else None,
+            "layers": {
+                layer: _stats([100 * r["remaining_per_layer"][layer] for r in runs]) for layer in layers
+            },
+        }
+    return summary
+
+
+def _stats(values):
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None
+
+
+def _cell(stats, digits=2, suffix=""):
+    if stats is None:
+        return "–"
+    mean, std = stats
+    return f"{mean:.{digits}f}{suffix}" + ("" if std is None else f" ± {std:.{digits}f}{suffix}")
+
+
+def markdown(setups, failed=0):
+    lines = []
+    for setup, rows in setups.items():
+        s = dict(zip(SETUP_KEYS, setup))
+        summary = summarise(rows)
+        lines += [
+            f"### {s['suite']}: {s['dataset']}, {s['n_train']} train / {s['n_test']} test, "
+            f"{s['epochs']} epochs",
+            "",
+            f"SGD lr {s['lr']} momentum {s['momentum']}, batch {s['batch_size']}.",
+            "",
+            "| Run | Test accuracy (%) | Remaining weights (%) | Epoch time (s) | vs dense | Seeds |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name, row in summary.items():
+            lines.append(
+                f"| {name} | {_cell(row['accuracy'])} | {_cell(row['remaining'])} | "
+                f"{_cell(row['epoch_time'])} | {_cell(row['vs_dense'], suffix='x')} | {row['seeds']} |"
+            )
+        layers = list(next(iter(summary.values()))["layers"])
+        lines += [
+            "",
+            "Remaining weights per layer (%):",
+            "",
+            "| Run | " + " | ".join(layers) + " |",
+            "| --- |" + " ---: |" * len(layers),
+        ]
+        for name, row in summary.items():
+            lines.append(f"| {name} | " + " | ".join(_cell(row["layers"].get(k), 1) for k in layers) + " |")
+        lines.append("")
+    lines.append(NOTES)
+    if failed:
+        lines += ["", f"{failed} failed run(s) are not included."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(setups, path):
+    """One panel per setup: accuracy vs remaining weights (log x), error bars over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    fig, axes = plt.subplots(1, len(setups), figsize=(6 * len(setups), 4.5), squeeze=False)
+    for ax, (setup, rows) in zip(axes[0], setups.items()):
+        s = dict(zip(SETUP_KEYS, setup))
+        by_method = {}
+        for name, row in summarise(rows).items():
+            by_method.setdefault(row["method"], []).append((name, row))
+        for method, items in by_method.items():
+            color, marker = STYLES.get(method, ("tab:gray", "^"))
+            items.sort(key=lambda item: item[1]["remaining"][0])
+            x = [row["remaining"][0] for _, row in items]
+            y = [row["accuracy"][0] for _, row in items]
+            xerr = [row["remaining"][1] or 0 for _, row in items]
+            yerr = [row["accuracy"][1] or 0 for _, row in items]
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, color=color, marker=marker, capsize=3,
+                        linestyle="-" if len(items) > 1 else "none", label=method)  # fmt: skip
+            if method == "dense":
+                ax.axhline(y[0], color=color, linestyle="--", linewidth=0.8)
+            for name, row in items:
+                if row["params"] and "matched" not in row["params"]:
+                    text = name.split(" ", 1)[1]
+                    ax.annotate(text, (row["remaining"][0], row["accuracy"][0]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -10))  # fmt: skip
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("remaining weights (%, log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{s['suite']} on {s['dataset']} ({s['epochs']} epochs)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", type=Path, help="JSONL files written by bench.run")
+    parser.add_argument("--md", type=Path, help="write the tables here (default: print them)")
+    parser.add_argument("--png", type=Path, help="plot path (default: first results file, .png)")
+    args = parser.parse_args(argv)
+    records, failed = load(args.results)
+    if not records:
+        parser.error(f"no successful runs in {', '.join(map(str, args.results))}")
+    setups = group(records)
+    text = markdown(setups, failed)
+    if args.md:
+        args.md.write_text(text)
+    else:
+        sys.stdout.write(text)
+    png = args.png or args.results[0].with_suffix(".png")
+    plot(setups, png)
+    print(f"plot: {png}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""GMP baseline: tfmot's `prune_low_magnitude` with a PolynomialDecay schedule.
+
+tfmot needs legacy Keras 2 (tf_keras), which cannot share a process with the Keras 3 rows, so
+`bench.run` starts this script in its own process:
+
+    TF_USE_LEGACY_KERAS=1 python -m bench.tfmot_baseline --data data.npz --model lenet300 \
+        --final-sparsity 0.95 --epochs 20 --seed 0 --out result.json
+
+It prints `epoch i/n` per epoch (the runner's progress bar) and writes the result as JSON.
+"""
+
+import argparse
+import json
+import math
+import os
+
+# Before TensorFlow is imported: tfmot only works with tf.keras = tf_keras.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+def gmp_schedule(total_steps, final_sparsity, end_fraction=2 / 3):
+    """PolynomialDecay arguments that reach `final_sparsity` at ~`end_fraction` of training.
+
+    Pruning happens every `frequency` steps (at most 100, tfmot's default), and `end_step` is a
+    multiple of it: tfmot only prunes on those steps, so otherwise the final sparsity is missed.
+    """
+    target = max(1, round(total_steps * end_fraction))
+    frequency = max(1, min(100, target // 10))
+    return {
+        "initial_sparsity": 0.0,
+        "final_sparsity": final_sparsity,
+        "begin_step": 0,
+        "end_step": max(frequency, round(target / frequency) * frequency),
+        "frequency": frequency,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
+    parser.add_argument("--model", required=True, help="a name in bench.models.MODELS")
+    parser.add_argument("--final-sparsity", type=float, required=True)
+    parser.add_argument("--block-size", type=int, nargs=2, metavar=("ROWS", "COLS"))
+    parser.add_argument("--end-fraction", type=float, default=2 / 3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    from bench import common, models
+
+    with np.load(args.data) as f:
+        arrays = {k: f[k] for k in f.files}
+    tf_keras.utils.set_random_seed(args.seed)
+    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    model = models.MODELS[args.model].build(tf_keras, arrays["x_train"].shape[1:], num_classes)
+
+    total_steps = math.ceil(len(arrays["x_train"]) / args.batch_size) * args.epochs
+    schedule = gmp_schedule(total_steps, args.final_sparsity, args.end_fraction)
+    options = {"block_size": tuple(args.block_size)} if args.block_size else {}
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(
+        model, pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(**schedule), **options
+    )
+    common.compile_model(tf_keras, pruned, args.lr, args.momentum)
+    result = common.fit_and_evaluate(
+        tf_keras,
+        pruned,
+        arrays,
+        args.epochs,
+        args.batch_size,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        on_epoch=lambda epoch, logs: print(f"epoch {epoch + 1}/{args.epochs}", flush=True),
+    )
+    result.update(common.remaining_weights(tfmot.sparsity.keras.strip_pruning(pruned)))
+    result["schedule"] = {**schedule, "total_steps": total_steps, **options}
+    result["versions"] = {
+        "tensorflow": tf.__version__,
+        "tf_keras": tf_keras.__version__,
+        "tfmot": tfmot.__version__,
+    }
+    partial = args.out + ".partial"
+    with open(partial, "w") as f:
+        json.dump(result, f)
+    os.replace(partial, args.out)
+
+
+if __name__ == "__main__":
+    main()
