@@ -79,7 +79,7 @@ class ExportReport:
             lines.append(f"  runtime      {self.runtime_note}")
         if self.compaction:
             before, after = self.compaction["params_before"], self.compaction["params_after"]
-            lines.append(f"  compaction   {before:,} -> {after:,} parameters (dead units removed)")
+            lines.append(f"  compaction   {before:,} -> {after:,} parameters")
         lines += [
             "",
             f"  {'tensor':<{NAME_WIDTH}} {'shape':>11} {'dtype':>7} {'encoding':>10} "
