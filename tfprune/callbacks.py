@@ -5,6 +5,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from tfprune.controller import SparsityController
 from tfprune.layers.base import masked_layers
 
 
@@ -24,16 +25,41 @@ class DynamicPrune(keras.callbacks.Callback):
         reset_fraction: a layer whose share of masked weights exceeds this gets its thresholds
             set back to 0 (checked after every batch). None disables the rule.
         log_every_n_batches: also write the sparsity figures into batch logs every N batches.
+        target_sparsity: if set, alpha (then the starting value) is steered so that training ends
+            at this global sparsity; see `tfprune.controller.SparsityController`.
+        layer_targets: `{layer_name: sparsity}` for layers steered to their own target (e.g.
+            keep the first and last layers denser); the other layers share `target_sparsity`.
+        control_every: steps between two alpha updates of the controller.
 
     Raises:
-        ValueError: alpha < 0, reset_fraction outside (0, 1], or (at train begin) a model
-            without masked layers.
+        ValueError: alpha < 0, reset_fraction outside (0, 1], a target outside [0, 1), or (at
+            train begin) a model without masked layers or an unknown name in `layer_targets`.
 
     >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(alpha=5e-4)])
+    >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(target_sparsity=0.9)])
     """
 
-    def __init__(self, alpha=5e-4, reset_fraction=0.99, log_every_n_batches=None):
+    def __init__(
+        self,
+        alpha=5e-4,
+        reset_fraction=0.99,
+        log_every_n_batches=None,
+        target_sparsity=None,
+        layer_targets=None,
+        control_every=20,
+    ):
         super().__init__()
+        if (target_sparsity is not None or layer_targets) and not isinstance(alpha, numbers.Real):
+            raise ValueError(
+                "With target_sparsity or layer_targets, alpha is the controller's starting value "
+                f"and must be a float. Received: alpha={alpha!r}"
+            )
+        for target in [target_sparsity, *(layer_targets or {}).values()]:
+            if target is not None:
+                SparsityController(target)  # validates the range
+        self.target_sparsity = target_sparsity
+        self.layer_targets = dict(layer_targets or {})
+        self.control_every = control_every
         if isinstance(alpha, numbers.Real):
             _check_alpha(alpha)
         elif not callable(alpha):
@@ -70,16 +96,21 @@ class DynamicPrune(keras.callbacks.Callback):
         self._reset_function = None
         if self.reset_fraction is not None and self._resettable:
             self._reset_function = tf.function(self._apply_reset_rule)
-        self._set_alpha(self._alpha_value(epoch=0))
+        self._groups = self._control_groups()
+        if not self._groups:
+            self._set_alpha(self._layers, self._alpha_value(epoch=0))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if not isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
-            self._set_alpha(self._alpha_value(epoch))
+        if not self._groups and not isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+            self._set_alpha(self._layers, self._alpha_value(epoch))
 
     def on_train_batch_end(self, batch, logs=None):
-        if isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
-            self._set_alpha(self._alpha_value(self._epoch))
+        if self._groups:
+            if batch % self.control_every == 0:
+                self._control(batch)
+        elif isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+            self._set_alpha(self._layers, self._alpha_value(self._epoch))
         if self._reset_function is not None:
             self._reset_function()
         n = self.log_every_n_batches
@@ -96,14 +127,13 @@ class DynamicPrune(keras.callbacks.Callback):
     def figures(self):
         """`{"sparsity": global, "sparsity/<layer>": ..., "alpha": ...}` for the current weights."""
         figures = {}
-        size = zeros = 0
         for layer in self._layers:
-            for n, nonzero in layer.weight_counts().values():
-                size += n
-                zeros += n - nonzero
             figures.update(layer.pruning_logs())
-        figures["sparsity"] = zeros / size
-        figures["alpha"] = self._current_alpha
+        figures["sparsity"] = _sparsity(self._layers)
+        shared = self._groups.get(None, ([], None))[1]
+        figures["alpha"] = shared.alpha if shared else float(self._layers[-1].alpha)
+        for name in self.layer_targets:
+            figures[f"alpha/{name}"] = self._groups[name][1].alpha
         return figures
 
     # Internals --------------------------------------------------------------------------------
@@ -118,10 +148,39 @@ class DynamicPrune(keras.callbacks.Callback):
         _check_alpha(value)
         return value
 
-    def _set_alpha(self, value):
-        self._current_alpha = value
-        for layer in self._layers:
+    def _set_alpha(self, layers, value):
+        for layer in layers:
             layer.alpha.assign(value)
+
+    def _control_groups(self):
+        """`{name or None: (layers, controller)}`: one group per layer target, one for the rest."""
+        if self.target_sparsity is None and not self.layer_targets:
+            return {}
+        by_name = {layer.name: layer for layer in self._layers}
+        unknown = sorted(set(self.layer_targets) - set(by_name))
+        if unknown:
+            raise ValueError(
+                f"layer_targets names {unknown}, which are not masked layers of the model. "
+                f"Masked layers: {sorted(by_name)}."
+            )
+        groups = {}
+        for name, target in self.layer_targets.items():
+            groups[name] = ([by_name[name]], target)
+        rest = [layer for layer in self._layers if layer.name not in self.layer_targets]
+        if rest and self.target_sparsity is not None:
+            groups[None] = (rest, self.target_sparsity)
+        if self.target_sparsity is None:
+            self._set_alpha(rest, float(self.alpha))
+        return {
+            key: (layers, SparsityController(target, float(layers[0].alpha) or self.alpha))
+            for key, (layers, target) in groups.items()
+        }
+
+    def _control(self, batch):
+        steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
+        progress = (self._epoch * steps + batch + 1) / (epochs * steps)
+        for layers, controller in self._groups.values():
+            self._set_alpha(layers, controller.update(progress, _sparsity(layers)))
 
     def _apply_reset_rule(self):
         """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
@@ -136,6 +195,11 @@ class DynamicPrune(keras.callbacks.Callback):
             for threshold in layer.threshold_variables():
                 threshold.assign(tf.where(collapsed, tf.zeros_like(threshold), threshold))
             self._resets.assign_add(tf.cast(collapsed, tf.int64))
+
+
+def _sparsity(layers):
+    counts = [c for layer in layers for c in layer.weight_counts().values()]
+    return 1.0 - sum(c[1] for c in counts) / sum(c[0] for c in counts)
 
 
 def _check_alpha(value):
