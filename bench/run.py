@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import math
 import os
 import subprocess
 import sys
