@@ -131,7 +131,7 @@ class DynamicPrune(keras.callbacks.Callback):
             figures.update(layer.pruning_logs())
         figures["sparsity"] = _sparsity(self._layers)
         shared = self._groups.get(None, ([], None))[1]
-        figures["alpha"] = shared.alpha if shared else float(self._layers[-1].alpha)
+        figures["alpha"] = shared.alpha if shared else _read(self._layers[-1].alpha)
         for name in self.layer_targets:
             figures[f"alpha/{name}"] = self._groups[name][1].alpha
         return figures
@@ -172,7 +172,7 @@ class DynamicPrune(keras.callbacks.Callback):
         if self.target_sparsity is None:
             self._set_alpha(rest, float(self.alpha))
         return {
-            key: (layers, SparsityController(target, float(layers[0].alpha) or self.alpha))
+            key: (layers, SparsityController(target, _read(layers[0].alpha) or self.alpha))
             for key, (layers, target) in groups.items()
         }
 
@@ -195,6 +195,10 @@ class DynamicPrune(keras.callbacks.Callback):
             for threshold in layer.threshold_variables():
                 threshold.assign(tf.where(collapsed, tf.zeros_like(threshold), threshold))
             self._resets.assign_add(tf.cast(collapsed, tf.int64))
+
+
+def _read(variable):
+    return float(keras.ops.convert_to_numpy(variable))
 
 
 def _sparsity(layers):
