@@ -8,8 +8,19 @@
 
 from tfprune import layers, registry
 from tfprune.callbacks import DynamicPrune
+from tfprune.compact import compact
 from tfprune.convert import prunable, strip
 from tfprune.report import sparsity_report
+from tfprune import lstm  # also registers LSTM and Bidirectional with the registry
 
-__all__ = ["DynamicPrune", "layers", "prunable", "registry", "sparsity_report", "strip"]
+__all__ = [
+    "DynamicPrune",
+    "compact",
+    "layers",
+    "lstm",
+    "prunable",
+    "registry",
+    "sparsity_report",
+    "strip",
+]
 __version__ = "0.1.0"

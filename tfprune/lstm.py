@@ -1,0 +1,401 @@
+"""The thesis' three-stage LSTM pipeline: train dense, prune (weights, hidden state), fine-tune.
+
+>>> model.fit(x, y)                                                       # 1. dense
+>>> pruned, report = tfprune.lstm.prune_hidden_state(model, x_cal, 0.5)  # 2. prune
+>>> pruned.compile(...); pruned.fit(x, y)                                 # 3. fine-tune
+>>> small, removed = tfprune.lstm.remove_dead_units(pruned, x_cal)
+
+`three_stage` runs all three. Hidden-state thresholds are calibrated by bisection on the
+hidden-state sparsity the layers measure while the model predicts, so the feedback of pruned
+chunks on later steps is part of what is calibrated. This module also holds the registry
+entries that let `prunable` and `strip` convert `keras.layers.LSTM`, bare or in Bidirectional.
+"""
+
+import keras
+import numpy as np
+
+from tfprune import convert, registry
+from tfprune.callbacks import DynamicPrune
+from tfprune.estimator import block_scores
+from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
+from tfprune.lstm_units import remove_dead_units
+
+__all__ = [
+    "calibrate",
+    "lstm_layers",
+    "magnitude_prune",
+    "measure",
+    "prune_hidden_state",
+    "remove_dead_units",
+    "three_stage",
+]
+
+LSTM_WEIGHTS = ("cell.kernel", "cell.recurrent_kernel", "cell.bias")
+
+
+def lstm_layers(model, layers=None):
+    """The LSTM layers of `model` that tfprune handles, Bidirectional halves included.
+
+    Args:
+        model: a `keras.Model`.
+        layers: None (all), or names / layer objects; a Bidirectional stands for both halves.
+
+    Returns:
+        A list of `keras.layers.LSTM` or `HiddenStatePrunedLSTM` (incl. MaskedLSTM) layers.
+
+    Raises:
+        TypeError: `model` is not a Keras model.
+        ValueError: a requested layer is missing or is not an LSTM (the message names it).
+    """
+    convert._check_model(model, "lstm")
+    found = [layer for layer in model._flatten_layers(include_self=False) if _is_lstm(layer)]
+    if layers is None:
+        return found
+    items = [layers] if isinstance(layers, (str, keras.layers.Layer)) else list(layers)
+    by_name = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    chosen = []
+    for item in items:
+        layer = by_name.get(item) if isinstance(item, str) else item
+        if layer is None:
+            raise ValueError(
+                f"No layer named '{item}' in model '{model.name}'. "
+                f"Its LSTM layers: {[layer.name for layer in found]}."
+            )
+        halves = _halves(layer) if isinstance(layer, keras.layers.Bidirectional) else [layer]
+        if not all(_is_lstm(half) for half in halves):
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) is not an LSTM: tfprune.lstm "
+                "handles keras.layers.LSTM, tfprune.layers.MaskedLSTM / HiddenStatePrunedLSTM "
+                f"and Bidirectional around them. LSTM layers of this model: "
+                f"{[layer.name for layer in found]}."
+            )
+        chosen += [half for half in halves if half not in chosen]
+    return chosen
+
+
+def measure(model, data, batch_size=None):
+    """Runs `model.predict(data)` and reports what each LSTM's hidden-state pruning did.
+
+    Args:
+        model: a `keras.Model` with LSTM layers.
+        data: model inputs: arrays or a `tf.data.Dataset` (labels are ignored).
+        batch_size: forwarded to `predict`.
+
+    Returns:
+        `{layer name: {"hidden_sparsity", "recurrent_macs_skipped", "hidden_threshold",
+        "steps", "weight_sparsity"}}` for every HiddenStatePrunedLSTM/MaskedLSTM.
+    """
+    layers = [layer for layer in lstm_layers(model) if isinstance(layer, HiddenStatePrunedLSTM)]
+    for layer in layers:
+        layer.reset_hidden_state_stats()
+    model.predict(data, batch_size=batch_size, verbose=0)
+    return {layer.name: _layer_report(layer) for layer in layers}
+
+
+def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, batch_size=None):
+    """Sets hidden-state thresholds (in place) so each layer zeroes a `target` share of chunks.
+
+    Layers are calibrated one after the other in call order, each by bisection on the
+    sparsity measured on `data`, so a layer is tuned on the inputs its pruned predecessors give.
+
+    Args:
+        model: a `keras.Model` whose LSTMs prune their hidden state (`hidden_state` not off).
+        data: calibration inputs (arrays or a `tf.data.Dataset`).
+        target: hidden-state sparsity to reach, in [0, 1).
+        layers: None (all hidden-state-pruned LSTMs) or names / layers, see `lstm_layers`.
+        tolerance: stop once the measured sparsity is this close to `target`.
+        max_steps: bisection steps per layer; the closest threshold seen is kept.
+        batch_size: forwarded to `predict`.
+
+    Returns:
+        The `measure` report after calibration.
+
+    Raises:
+        ValueError: `target` outside [0, 1), a non-LSTM layer, or an LSTM without hidden-state
+            pruning (convert it with `prune_hidden_state`).
+    """
+    target = _check_target(target)
+    chosen = lstm_layers(model, layers)
+    pruned = [layer for layer in chosen if getattr(layer, "hidden_state", "off") != "off"]
+    if not pruned or layers is not None and len(pruned) < len(chosen):
+        off = [layer.name for layer in chosen if layer not in pruned]
+        raise ValueError(
+            f"LSTM layers {off} of model '{model.name}' do not prune their hidden state. "
+            "Use tfprune.lstm.prune_hidden_state(model, data, target), or build "
+            "MaskedLSTM(..., hidden_state='fixed')."
+        )
+    for layer in pruned:
+        _bisect(model, layer, data, target, tolerance, max_steps, batch_size)
+    return measure(model, data, batch_size)
+
+
+def prune_hidden_state(
+    model, data, target=0.5, chunk=4, layers=None, trained=False, tolerance=0.01, batch_size=None
+):
+    """Stage 2 of the pipeline for the hidden state: convert the LSTMs, then calibrate them.
+
+    Stock LSTMs become `MaskedLSTM(prune_weights=False)`; MaskedLSTMs keep their weight
+    masks. Weights are copied, so only the chunk pruning changes the outputs.
+
+    Args:
+        model: a Sequential or functional `keras.Model`; it is left untouched.
+        data: calibration inputs (arrays or a `tf.data.Dataset`).
+        target: hidden-state sparsity to reach, in [0, 1).
+        chunk: units per chunk; must divide every selected layer's units.
+        layers: None (every LSTM) or names / layers, see `lstm_layers`.
+        trained: False fixes the calibrated thresholds; True makes them trainable (DST-style,
+            regularised by `DynamicPrune`'s alpha), starting from the calibrated values.
+        tolerance: see `calibrate`.
+        batch_size: forwarded to `predict`.
+
+    Returns:
+        `(new_model, report)` with the `measure` report of the calibrated model.
+
+    Raises:
+        ValueError: `target` outside [0, 1), a non-LSTM layer, or `chunk` not dividing units.
+    """
+    target = _check_target(target)
+    selected = lstm_layers(model, layers)
+    mode = "trained" if trained else "fixed"
+
+    def convert_one(layer):
+        config = {**layer.get_config(), "chunk": chunk, "hidden_state": mode}
+        if isinstance(layer, MaskedLSTM):
+            return _same_weights(layer, MaskedLSTM, config)
+        config["prune_weights"] = False
+        return convert._rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.Bidirectional) and layer.forward_layer in selected:
+            return _rewrap(layer, convert_one)
+        return convert_one(layer) if layer in selected else convert._copy(layer)
+
+    new = convert._clone(model, clone)
+    names = [layer.name for layer in selected]
+    calibrate(new, data, target, names, tolerance, batch_size=batch_size)
+    return new, measure(new, data, batch_size)
+
+
+def magnitude_prune(model, target, layers=None):
+    """Sets each MaskedLSTM kernel's thresholds (in place) to mask its `target` smallest weights.
+
+    The alternative to DST in stage 2: one threshold per kernel at the `target` quantile of
+    the granularity's scores (|W|, column means or block means).
+
+    Args:
+        model: a `keras.Model` with MaskedLSTM layers (see `tfprune.prunable`).
+        target: weight sparsity per kernel, in [0, 1).
+        layers: None or names / layers, see `lstm_layers`.
+
+    Returns:
+        `{layer name: weight sparsity}` after pruning.
+
+    Raises:
+        ValueError: `target` outside [0, 1), or no MaskedLSTM selected.
+    """
+    target = _check_target(target)
+    chosen = [layer for layer in lstm_layers(model, layers) if isinstance(layer, MaskedLSTM)]
+    if not chosen:
+        raise ValueError(
+            f"Model '{model.name}' has no MaskedLSTM to prune by magnitude. "
+            "Convert it first: model = tfprune.prunable(model)."
+        )
+    for layer in chosen:
+        cell = layer.cell
+        for kernel_name, threshold_name in cell.MASKED.items():
+            magnitude = np.abs(keras.ops.convert_to_numpy(getattr(cell, kernel_name)))
+            if cell.granularity == "unit":
+                magnitude = magnitude.mean(axis=0)
+            elif isinstance(cell.granularity, tuple):
+                magnitude = keras.ops.convert_to_numpy(block_scores(magnitude, cell.granularity, 0))
+            threshold = getattr(cell, threshold_name)
+            threshold.assign(np.full(threshold.shape, np.quantile(magnitude, target), "float32"))
+    return {layer.name: layer.cell.sparsity() for layer in chosen}
+
+
+def three_stage(
+    model,
+    train,
+    calibration,
+    hidden_target=0.5,
+    weights="dst",
+    weight_target=0.5,
+    epochs=(5, 5, 5),
+    alpha=5e-4,
+    chunk=4,
+    **fit_kwargs,
+):
+    """Train dense, prune weights and hidden state, fine-tune: the thesis' pipeline in one call.
+
+    Stage 1 fits `model` itself. Stage 2 converts its LSTMs to MaskedLSTM, prunes weights by
+    DST (`epochs[1]` epochs with `DynamicPrune(alpha)`), by magnitude (`weight_target`) or not
+    at all (`weights=None`), then calibrates the hidden-state thresholds to `hidden_target`.
+    Stage 3 freezes every threshold and fine-tunes the weights for `epochs[2]` epochs.
+
+    Args:
+        model: a compiled Sequential or functional `keras.Model` with LSTM layers.
+        train: `(x, y)` or a `tf.data.Dataset` of `(x, y)` batches.
+        calibration: inputs for calibration and the final report (use held-out data).
+        hidden_target: hidden-state sparsity, in [0, 1).
+        weights: `"dst"`, `"magnitude"` or None.
+        weight_target: weight sparsity per LSTM kernel for `"magnitude"`, in [0, 1).
+        epochs: `(dense, prune, fine_tune)` epochs; stage 2 trains only with `"dst"`.
+        alpha: DST regularisation strength for `"dst"`.
+        chunk: units per hidden-state chunk.
+        **fit_kwargs: forwarded to every `fit` call (batch_size, validation_data, ...).
+
+    Returns:
+        `(pruned_model, report)`: report has `"history"` (one History dict per stage that
+        trained) and `"layers"` (the `measure` report on `calibration` after fine-tuning).
+
+    Raises:
+        ValueError: the model is not compiled, an unknown `weights` method, or a bad target.
+    """
+    compile_config = model.get_compile_config() if model.compiled else None
+    if compile_config is None:
+        raise ValueError(
+            f"three_stage trains model '{model.name}', so compile it first (its compile "
+            "settings are reused for every stage)."
+        )
+    if weights not in ("dst", "magnitude", None):
+        raise ValueError(f"weights must be 'dst', 'magnitude' or None. Received: {weights!r}")
+    history = {}
+    if epochs[0]:
+        history["dense"] = _fit(model, train, epochs[0], [], fit_kwargs)
+    if weights is not None:
+        model = convert.prunable(model, layers=_holds_lstm)
+        if weights == "magnitude":
+            magnitude_prune(model, weight_target)
+        else:
+            model.compile_from_config(compile_config)
+            history["prune"] = _fit(model, train, epochs[1], [DynamicPrune(alpha)], fit_kwargs)
+    model, _ = prune_hidden_state(model, calibration, hidden_target, chunk=chunk)
+    for layer in lstm_layers(model):
+        for threshold in layer.cell.threshold_variables():
+            threshold.trainable = False
+    model.compile_from_config(compile_config)
+    if epochs[2]:
+        history["fine_tune"] = _fit(model, train, epochs[2], [], fit_kwargs)
+    return model, {"history": history, "layers": measure(model, calibration)}
+
+
+# Internals -------------------------------------------------------------------------------------
+
+
+def _is_lstm(layer):
+    """Stock LSTM (exactly: subclasses may override call) or a tfprune LSTM."""
+    return type(layer) is keras.layers.LSTM or isinstance(layer, HiddenStatePrunedLSTM)
+
+
+def _holds_lstm(layer):
+    """An LSTM, or a Bidirectional around one."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return _is_lstm(layer.forward_layer)
+    return _is_lstm(layer)
+
+
+def _halves(bidirectional):
+    return [bidirectional.forward_layer, bidirectional.backward_layer]
+
+
+def _check_target(target):
+    if not 0.0 <= float(target) < 1.0:
+        raise ValueError(
+            "target is the share of hidden-state chunks (or weights) to zero and must be in "
+            f"[0, 1); 1 would silence the layer. Received: target={target!r}"
+        )
+    return float(target)
+
+
+def _layer_report(layer):
+    kernels = [np.asarray(keras.ops.convert_to_numpy(k)) for k in layer.cell.effective_kernels()]
+    zeros = sum(k.size - np.count_nonzero(k) for k in kernels)
+    return {**layer.hidden_state_stats(), "weight_sparsity": zeros / sum(k.size for k in kernels)}
+
+
+def _sparsity_at(model, layer, data, threshold, batch_size):
+    layer.cell.hidden_threshold.assign(threshold)
+    layer.reset_hidden_state_stats()
+    model.predict(data, batch_size=batch_size, verbose=0)
+    return layer.hidden_state_stats()["hidden_sparsity"]
+
+
+def _bisect(model, layer, data, target, tolerance, max_steps, batch_size):
+    """Bisection on the threshold; the sparsity grows with it (|h| < 1 for tanh, so <= chunk)."""
+    lo, hi = 0.0, float(layer.chunk)
+    best = (abs(_sparsity_at(model, layer, data, lo, batch_size) - target), lo)
+    for _ in range(8):  # an unbounded activation may need a larger upper bound
+        sparsity = _sparsity_at(model, layer, data, hi, batch_size)
+        best = min(best, (abs(sparsity - target), hi))
+        if sparsity >= target:
+            break
+        lo, hi = hi, 2 * hi
+    for _ in range(max_steps):
+        if best[0] <= tolerance:
+            break
+        middle = (lo + hi) / 2
+        sparsity = _sparsity_at(model, layer, data, middle, batch_size)
+        best = min(best, (abs(sparsity - target), middle))
+        lo, hi = (middle, hi) if sparsity < target else (lo, middle)
+    layer.cell.hidden_threshold.assign(best[1])
+
+
+def _same_weights(layer, cls, config):
+    new = cls.from_config(config)
+    convert._build_like(new, layer)
+    new.set_weights(layer.get_weights())
+    return new
+
+
+def _rewrap(bidirectional, convert_half):
+    """A Bidirectional around `convert_half(forward)` and `convert_half(backward)`."""
+    halves = [convert_half(half) for half in _halves(bidirectional)]
+    config = bidirectional.get_config()
+    del config["layer"], config["backward_layer"]
+    fresh = [type(half).from_config(half.get_config()) for half in halves]
+    new = keras.layers.Bidirectional(fresh[0], backward_layer=fresh[1], **config)
+    convert._build_like(new, bidirectional)
+    for target, source in zip(_halves(new), halves):
+        target.set_weights(source.get_weights())
+    return new
+
+
+def _fit(model, data, epochs, callbacks, fit_kwargs):
+    x, y = (data, None) if not isinstance(data, (tuple, list)) else data
+    return model.fit(x, y, epochs=epochs, callbacks=callbacks, verbose=0, **fit_kwargs).history
+
+
+def _lstm_to_stock(layer):
+    """strip: a stock LSTM, or a HiddenStatePrunedLSTM when the hidden state is pruned."""
+    config = layer.get_config()
+    for key in layer.masking_config():
+        config.pop(key)
+    if layer.hidden_state == "off":
+        return convert._rebuild(layer, keras.layers.LSTM, config, LSTM_WEIGHTS, effective=True)
+    threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
+    config.update(chunk=layer.chunk, hidden_threshold=threshold)
+    return convert._rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
+
+
+def _bidirectional_to_masked(layer):
+    if type(layer.forward_layer) is not keras.layers.LSTM:
+        return convert._copy(layer)
+    return _rewrap(
+        layer, lambda half: convert._rebuild(half, MaskedLSTM, half.get_config(), LSTM_WEIGHTS)
+    )
+
+
+def _bidirectional_to_stock(layer):
+    if type(layer.forward_layer) is not MaskedLSTM:
+        return convert._copy(layer)
+    return _rewrap(layer, _lstm_to_stock)
+
+
+registry.register(keras.layers.LSTM, MaskedLSTM, LSTM_WEIGHTS, to_stock=_lstm_to_stock)
+registry.register(
+    keras.layers.Bidirectional,
+    keras.layers.Bidirectional,
+    weights=(),
+    to_masked=_bidirectional_to_masked,
+    to_stock=_bidirectional_to_stock,
+)
