@@ -333,3 +333,29 @@ def test_remove_dead_units_without_data_uses_structure_only():
     _, report = tfprune.lstm.remove_dead_units(model)
     assert report[model.layers[1].name]["removed"] == []
     assert report["second"]["removed"] == [2]
+
+
+def test_compact_shrinks_lstms():
+    inputs = keras.Input((6, 5))
+    a = keras.layers.LSTM(8, return_sequences=True, name="a")
+    b = HiddenStatePrunedLSTM(8, chunk=2, hidden_threshold=0.3, name="b")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(b(a(inputs))))
+    _randomize(a), _randomize(b)
+    kernel, recurrent, bias = (np.asarray(v) for v in (a.cell.kernel, a.cell.recurrent_kernel, a.cell.bias))
+    kernel[:, 17], recurrent[:, 17], bias[17] = 0, 0, 0  # a's unit 1 is always 0 ...
+    recurrent[6] = 0  # ... and a's unit 6 is read by nobody once b ignores it
+    a.cell.kernel.assign(kernel), a.cell.recurrent_kernel.assign(recurrent), a.cell.bias.assign(bias)
+    b_kernel, b_recurrent = np.asarray(b.cell.kernel), np.asarray(b.cell.recurrent_kernel)
+    b_kernel[6] = 0
+    b_recurrent[2:5] = 0  # units 2, 3 (one chunk) and 4 (chunk-mate of 5) unread ...
+    head_kernel = np.asarray(model.get_layer("head").kernel)
+    head_kernel[2:5] = 0
+    b.cell.kernel.assign(b_kernel), b.cell.recurrent_kernel.assign(b_recurrent)
+    model.get_layer("head").kernel.assign(head_kernel)
+
+    small, report = tfprune.compact(model)
+    removed = {row.name: row.removed for row in report.layers}
+    assert removed["a"] == [1, 6]
+    assert removed["b"] == [2, 3]  # ... but 4 stays: its chunk-mate 5 is read
+    assert small.get_layer("b").cell.kernel.shape == (6, 24)
+    np.testing.assert_allclose(small.predict(X, verbose=0), model.predict(X, verbose=0), atol=1e-5)

@@ -2,16 +2,19 @@
 
 A unit can go without changing any output when its h is 0 at every step:
 
-- Structurally: its candidate (g) gate column is zero in both effective kernels and its g bias
-  is 0, so from a zero initial state c stays 0 and h = o * tanh(0) = 0. A unit whose four gate
-  columns are masked but whose g bias is not 0 is *not* dead: it emits a bias-driven,
-  input-independent h(t) that other units and the next layer read, so it is kept.
+- Structurally: its candidate (g) gate reads nothing but units that are themselves always 0
+  (zero columns in both effective kernels) and its g bias is 0, so from a zero initial state c
+  stays 0 and h = o * tanh(0) = 0. A unit whose four gate columns are masked but whose g bias
+  is not 0 is *not* dead: it emits a bias-driven, input-independent h(t) that other units and
+  the next layer read, so it is kept.
 - On data: with hidden-state pruning, a unit whose chunk was never kept while the model predicted
   the calibration data. Exact on that data, an approximation elsewhere (the report says which
   units were removed on this evidence alone).
 
 With hidden-state pruning only whole chunks go, so the remaining chunks keep their members and
-the pruning decisions do not change.
+the pruning decisions do not change. `LSTMSurgery` gives `tfprune.compact` the same rules (plus
+its own: units nobody reads), registered for `keras.layers.LSTM` and `HiddenStatePrunedLSTM`,
+the layers `strip` leaves (compact strips MaskedLSTM first).
 """
 
 import keras
@@ -19,8 +22,40 @@ import numpy as np
 
 from tfprune import convert
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedDense, MaskedMixin
+from tfprune.surgery import UnitSurgery, register_unit_surgery
 
 _CONSUMERS = (keras.layers.Dense, MaskedDense, keras.layers.LSTM)
+
+
+def always_zero(cell, kernel, recurrent, bias, in_const=None):
+    """Units whose h is 0 at every step from a zero state: their candidate input stays 0.
+
+    `c_t = f c_{t-1} + i activation(z_g)` stays 0 while `z_g` reads only inputs that are
+    constantly 0 (`in_const`) and units that are themselves always 0, with a zero g bias.
+
+    Args:
+        cell: the LSTM cell (for `units` and `activation`).
+        kernel, recurrent, bias: effective weights as numpy arrays (`bias` may be None).
+        in_const: optional per-input constants (NaN: varies with the model input).
+
+    Returns:
+        A boolean array over the units.
+    """
+    units = cell.units
+    if _numpy(cell.activation(keras.ops.zeros((1,))))[0] != 0:
+        return np.zeros(units, bool)  # h = o * activation(0) is not 0
+    gate = slice(2 * units, 3 * units)
+    varying = np.ones(kernel.shape[0], bool)
+    if in_const is not None:
+        varying = ~(np.isfinite(in_const) & (in_const == 0))
+    zero = ~(kernel[varying, gate] != 0).any(axis=0)
+    if bias is not None:
+        zero &= bias[gate] == 0
+    while True:  # drop units whose candidate reads a unit that is not always 0
+        still = zero & ~(recurrent[~zero, gate] != 0).any(axis=0)
+        if (still == zero).all():
+            return zero
+        zero = still
 
 
 def dead_units(layer, counted=False):
@@ -35,14 +70,8 @@ def dead_units(layer, counted=False):
         A sorted integer array.
     """
     cell = layer.cell
-    units = cell.units
     kernel, recurrent = (_numpy(k) for k in _kernels(cell))
-    gate = slice(2 * units, 3 * units)
-    dead = ~kernel[:, gate].any(axis=0) & ~recurrent[:, gate].any(axis=0)
-    if cell.bias is not None:
-        dead &= _numpy(cell.bias)[gate] == 0
-    if _numpy(cell.activation(keras.ops.zeros((1,))))[0] != 0:
-        dead[:] = False  # h = o * activation(0) is not 0
+    dead = always_zero(cell, kernel, recurrent, None if cell.bias is None else _numpy(cell.bias))
     if getattr(cell, "hidden_state", "off") == "off":
         return np.flatnonzero(dead)
     if counted and _numpy(cell.seen_steps) > 0:
@@ -197,3 +226,72 @@ def _effective(owner, variable):
     if isinstance(owner, MaskedMixin) and variable.name in owner.MASKED:
         return _numpy(owner.masked_kernel(variable.name))
     return _numpy(variable)
+
+
+class LSTMSurgery(UnitSurgery):
+    """`tfprune.compact`'s rules for LSTM hidden units (stock and HiddenStatePrunedLSTM).
+
+    A unit goes when nothing kept reads it (zero rows in the next layer and in the recurrent
+    kernel towards kept units) or when it is always 0. The units of one hidden-state chunk read
+    each other (the chunk's summed |h| gates them all), so chunks go whole and the remaining
+    chunks keep their members. A constant input folds into the gate biases.
+    """
+
+    def supports(self, layer):
+        return not layer.stateful and {v.name for v in layer.weights} <= _LSTM_VARIABLES
+
+    def usage(self, layer, weights):
+        kernel = _named(layer, weights)["kernel"]
+        return (kernel.reshape(kernel.shape[0], 4, -1) != 0).any(axis=1)
+
+    def recurrent_usage(self, layer, weights):
+        named = _named(layer, weights)
+        recurrent = named["recurrent_kernel"]
+        reads = (recurrent.reshape(recurrent.shape[0], 4, -1) != 0).any(axis=1)
+        zero = always_zero(layer.cell, named["kernel"], recurrent, named.get("bias"))
+        reads &= ~zero[:, None]  # a unit that is always 0 feeds nothing
+        if getattr(layer.cell, "hidden_state", "off") != "off":
+            chunk = np.arange(layer.cell.units) // layer.cell.chunk
+            reads |= chunk[:, None] == chunk[None, :]
+        return reads
+
+    def constants(self, layer, weights, in_const):
+        named = _named(layer, weights)
+        zero = always_zero(
+            layer.cell, named["kernel"], named["recurrent_kernel"], named.get("bias"), in_const
+        )
+        return np.where(zero, 0.0, np.nan)
+
+    def rewrite(self, layer, config, weights, keep_in, keep_out, folded):
+        named = _named(layer, weights)
+        kernel, units = named["kernel"], layer.cell.units
+        cols = np.concatenate([gate * units + np.flatnonzero(keep_out) for gate in range(4)])
+        bias = named.get("bias", np.zeros(4 * units, kernel.dtype)) + folded @ kernel
+        use_bias = bool(config.get("use_bias", True)) or bool(np.any(bias != 0))
+        sliced = {
+            "kernel": kernel[keep_in][:, cols],
+            "recurrent_kernel": named["recurrent_kernel"][keep_out][:, cols],
+            "bias": bias[cols].astype(kernel.dtype),
+        }
+        if "kept_steps" in named:
+            sliced["kept_steps"] = named["kept_steps"][keep_out]
+        order = ["kernel", "recurrent_kernel"] + ["bias"] * use_bias
+        order += [name for name in named if name not in ("kernel", "recurrent_kernel", "bias")]
+        config = {**config, "units": int(keep_out.sum()), "use_bias": use_bias}
+        return config, [sliced.get(name, named.get(name)) for name in order]
+
+
+def _named(layer, weights):
+    return dict(zip((variable.name for variable in layer.weights), weights))
+
+
+_LSTM_VARIABLES = {
+    "kernel",
+    "recurrent_kernel",
+    "bias",
+    "hidden_threshold",
+    "kept_steps",
+    "seen_steps",
+}
+register_unit_surgery(keras.layers.LSTM, LSTMSurgery())
+register_unit_surgery(HiddenStatePrunedLSTM, LSTMSurgery())
