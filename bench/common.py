@@ -9,12 +9,13 @@ import time
 import numpy as np
 
 
-def compile_model(keras, model, lr, momentum):
+def compile_model(keras, model, lr, momentum, jit_compile=False):
     """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9)."""
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 

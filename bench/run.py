@@ -133,10 +133,10 @@ def _train_keras3(ctx, run, on_epoch, convert=None, callbacks=()):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(run.seed)
-    model = MODELS[ctx.suite.model].build(keras, ctx.arrays["x_train"].shape[1:], ctx.num_classes)
+    model = MODELS[ctx.suite.model].build(ctx.arrays["x_train"].shape[1:], ctx.num_classes, keras=keras)
     if convert is not None:
         model = convert(model)
-    common.compile_model(keras, model, ctx.settings["lr"], ctx.settings["momentum"])
+    common.compile_model(keras, model, ctx.settings["lr"], ctx.settings["momentum"], ctx.settings["jit_compile"])
     result = common.fit_and_evaluate(
         keras, model, ctx.arrays, ctx.settings["epochs"], ctx.settings["batch_size"],
         callbacks=callbacks, on_epoch=on_epoch,
@@ -279,6 +279,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--no-jit", action="store_true", help="Keras 3 rows without XLA (default: jit_compile=True; tfmot never uses XLA)")
     parser.add_argument("--quick", action="store_true", help="smoke test: small data, 2 epochs")
     parser.add_argument("--out", type=Path, help="JSONL results (default bench/out/<suites>[-quick].jsonl)")
     args = parser.parse_args(argv)
@@ -329,6 +330,7 @@ def main(argv=None):
                 "batch_size": args.batch_size,
                 "lr": args.lr,
                 "momentum": args.momentum,
+                "jit_compile": not args.no_jit,
             }
             ctx = Context(suite, suite_arrays, settings, Path(workdir))
             for seed in range(args.seeds):

@@ -61,7 +61,7 @@ def main(argv=None):
         arrays = {k: f[k] for k in f.files}
     tf_keras.utils.set_random_seed(args.seed)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    model = models.MODELS[args.model].build(tf_keras, arrays["x_train"].shape[1:], num_classes)
+    model = models.MODELS[args.model].build(arrays["x_train"].shape[1:], num_classes, keras=tf_keras)
 
     total_steps = math.ceil(len(arrays["x_train"]) / args.batch_size) * args.epochs
     schedule = gmp_schedule(total_steps, args.final_sparsity, args.end_fraction)

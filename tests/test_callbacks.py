@@ -75,7 +75,7 @@ def test_reset_rule_fires_on_a_collapsed_layer(digits):
     layer.threshold.assign(np.full(300, 5.0, "float32"))  # everything masked
     history = model.fit(
         digits.x_train[:64], digits.y_train[:64], epochs=1, batch_size=64, verbose=0,
-        callbacks=[tfprune.DynamicPrune()],
+        callbacks=[tfprune.DynamicPrune(reset_check_every=1)],
     )
     assert history.history["threshold_resets"] == [1]
     assert not np.any(keras.ops.convert_to_numpy(layer.threshold) > 0.1)
@@ -119,6 +119,7 @@ def test_csv_logger_and_batch_logs_see_the_figures(digits, tmp_path):
         (dict(alpha="big"), TypeError, "alpha must be a float"),
         (dict(reset_fraction=1.5), ValueError, "reset_fraction"),
         (dict(log_every_n_batches=0), ValueError, "log_every_n_batches"),
+        (dict(reset_check_every=None), ValueError, "reset_check_every"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

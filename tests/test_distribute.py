@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
         model = tfprune.prunable(lenet_300_100((8, 8), 10))
         model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    first = model.get_layer("dense")
+    first = model.get_layer("fc1")
     first.threshold.assign(np.full(300, 5.0, "float32"))  # collapsed: the reset rule must fire
     history = model.fit(data.x_train, data.y_train, epochs=8, batch_size=64, verbose=0,
                         callbacks=[tfprune.DynamicPrune(alpha=5e-3)])

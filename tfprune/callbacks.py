@@ -23,7 +23,9 @@ class DynamicPrune(keras.callbacks.Callback):
             a callable `epoch -> float`, or a `keras.optimizers.schedules.LearningRateSchedule`
             evaluated at every training step.
         reset_fraction: a layer whose share of masked weights exceeds this gets its thresholds
-            set back to 0 (checked after every batch). None disables the rule.
+            set back to 0. None disables the rule.
+        reset_check_every: batches between two checks of the reset rule (default 10: one check
+            costs about a fifth of a LeNet-300-100 training step on CPU).
         log_every_n_batches: also write the sparsity figures into batch logs every N batches.
         target_sparsity: if set, alpha (then the starting value) is steered so that training ends
             at this global sparsity; see `tfprune.controller.SparsityController`.
@@ -43,6 +45,7 @@ class DynamicPrune(keras.callbacks.Callback):
         self,
         alpha=5e-4,
         reset_fraction=0.99,
+        reset_check_every=10,
         log_every_n_batches=None,
         target_sparsity=None,
         layer_targets=None,
@@ -72,12 +75,15 @@ class DynamicPrune(keras.callbacks.Callback):
                 "reset_fraction must be in (0, 1] (or None to disable the reset rule). "
                 f"Received: reset_fraction={reset_fraction}"
             )
-        if log_every_n_batches is not None and log_every_n_batches < 1:
-            raise ValueError(
-                f"log_every_n_batches must be a positive integer. Received: {log_every_n_batches}"
-            )
+        checks = [("reset_check_every", reset_check_every)]
+        if log_every_n_batches is not None:
+            checks.append(("log_every_n_batches", log_every_n_batches))
+        for name, value in checks:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         self.alpha = alpha
         self.reset_fraction = reset_fraction
+        self.reset_check_every = reset_check_every
         self.log_every_n_batches = log_every_n_batches
 
     # Training hooks -------------------------------------------------------------------------
@@ -111,7 +117,7 @@ class DynamicPrune(keras.callbacks.Callback):
                 self._control(batch)
         elif isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
             self._set_alpha(self._layers, self._alpha_value(self._epoch))
-        if self._reset_function is not None:
+        if self._reset_function is not None and (batch + 1) % self.reset_check_every == 0:
             self._reset_function()
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:

@@ -1,36 +1,45 @@
-"""The reference architectures of the paper, as stock Keras 3 models (convert with `prunable`)."""
+"""The paper's reference architectures as stock Keras models (convert them with `prunable`).
 
-import keras
-from keras import layers
+Builders take the Keras namespace to build with (Keras 3 by default), so the benchmark's tfmot
+baseline, which needs legacy `tf_keras`, trains exactly the same architecture. Layers are named
+so per-layer results line up across methods. Models take (H, W) images.
+"""
+
+import keras as keras3
 
 
-def lenet_300_100(input_shape=(28, 28), num_classes=10):
-    """LeNet-300-100: a 784-300-100-10 ReLU MLP (input flattened)."""
+def lenet_300_100(input_shape=(28, 28), num_classes=10, keras=keras3):
+    """LeNet-300-100: a 784-300-100-10 ReLU MLP (H*W inputs for other image sizes)."""
+    layers = keras.layers
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            layers.Flatten(),
-            layers.Dense(300, activation="relu"),
-            layers.Dense(100, activation="relu"),
-            layers.Dense(num_classes),
+            layers.Flatten(name="flatten"),
+            layers.Dense(300, activation="relu", name="fc1"),
+            layers.Dense(100, activation="relu", name="fc2"),
+            layers.Dense(num_classes, name="fc3"),
         ],
         name="lenet_300_100",
     )
 
 
-def lenet5_caffe(input_shape=(28, 28, 1), num_classes=10):
-    """LeNet-5-Caffe as in Caffe's prototxt: conv 20@5x5, pool, conv 50@5x5, pool, dense 500 ReLU,
-    dense classes (no activation after the convolutions, as in Caffe)."""
+def lenet5_caffe(input_shape=(28, 28), num_classes=10, keras=keras3):
+    """LeNet-5-Caffe: conv 20@5x5, pool 2, conv 50@5x5, pool 2, dense 500 ReLU, dense classes.
+
+    No activation after the convolutions, as in Caffe's prototxt the paper used.
+    """
+    layers = keras.layers
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            layers.Conv2D(20, 5),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(50, 5),
-            layers.MaxPooling2D(2),
-            layers.Flatten(),
-            layers.Dense(500, activation="relu"),
-            layers.Dense(num_classes),
+            layers.Reshape((*input_shape, 1), name="channel"),
+            layers.Conv2D(20, 5, padding="valid", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(50, 5, padding="valid", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(500, activation="relu", name="fc1"),
+            layers.Dense(num_classes, name="fc2"),
         ],
         name="lenet5_caffe",
     )
