@@ -142,3 +142,19 @@ def test_sparsity_report_table_and_plot():
     assert report.to_dict()["layers"][0]["sparsity"] == 1.0
     figure = report.plot()
     assert len(figure.axes[0].patches) == 2
+
+
+def test_granularity_per_model_and_per_layer():
+    blocks = tfprune.prunable(_mlp(), granularity=(1, 2))
+    assert [l.granularity for l in masked_layers(blocks)] == [(1, 2), (1, 2)]
+    mixed = tfprune.prunable(_mlp(), granularity={"d1": "unit"})
+    assert [l.granularity for l in masked_layers(mixed)] == ["unit", "weight"]
+
+
+@pytest.mark.parametrize(
+    "granularity, match",
+    [((1, 4, 4), "granularity"), ({"nope": "unit"}, "not in model.*d1"), ({"d1": "rows"}, "granularity")],
+)
+def test_bad_granularity(granularity, match):
+    with pytest.raises(ValueError, match=match):
+        tfprune.prunable(_mlp(), granularity=granularity)

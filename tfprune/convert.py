@@ -6,10 +6,11 @@ import keras
 from keras import ops
 
 from tfprune import registry
+from tfprune.estimator import normalize_granularity
 from tfprune.layers.base import MaskedMixin, masked_layers
 
 
-def prunable(model, layers=None):
+def prunable(model, layers=None, granularity="weight"):
     """Returns a copy of `model` whose supported layers are masked DST layers with the same weights.
 
     Thresholds start at 0, so the new model computes exactly what the old one did until it is
@@ -20,28 +21,33 @@ def prunable(model, layers=None):
         model: a Sequential or functional `keras.Model`.
         layers: which layers to convert: None (all supported), or a list of layer names and/or
             layer classes, or a predicate `fn(layer) -> bool`.
+        granularity: what one threshold decision covers: `"weight"` (the paper), `"unit"` (whole
+            neurons/filters/gate columns, which `compact` then removes) or a block `(1, n)` along
+            the input dimension (`(1, 4)` runs TFLite's sparse float kernel). A dict
+            `{layer_name: granularity}` sets it per layer (unlisted layers use `"weight"`).
 
     Returns:
         A new `keras.Model`; the original is left untouched.
 
     Raises:
         TypeError: `model` is not a Keras model.
-        ValueError: a name in `layers` is not in the model, or nothing in the model can be pruned.
+        ValueError: a name in `layers` or `granularity` is not in the model, a granularity is
+            invalid, or nothing in the model can be pruned.
 
     >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     _check_model(model, "prunable")
     select = _selector(model, layers)
-    converted = []
+    granularity_of = _granularities(model, granularity)
 
     def clone(layer):
         entry = registry.for_stock(layer)
         if entry is None or not select(layer):
             return _copy(layer)
-        converted.append(layer.name)
+        options = {"granularity": granularity_of(layer)}
         if entry.to_masked is not None:
-            return entry.to_masked(layer)
-        return _rebuild(layer, entry.masked, layer.get_config(), entry.weights)
+            return entry.to_masked(layer, options)
+        return _rebuild(layer, entry.masked, {**layer.get_config(), **options}, entry.weights)
 
     new_model = _clone(model, clone)
     if not masked_layers(new_model):
@@ -141,6 +147,22 @@ def _check_model(model, verb):
             f"Received: {type(model).__name__}. To prune a single layer, use the classes in "
             "tfprune.layers directly (e.g. tfprune.layers.MaskedDense)."
         )
+
+
+def _granularities(model, granularity):
+    """Turns the `granularity=` argument into `fn(layer) -> granularity`, validating it."""
+    if not isinstance(granularity, dict):
+        normalize_granularity(granularity)
+        return lambda layer: granularity
+    names = {layer.name for layer in model._flatten_layers(include_self=False)}
+    for name, value in granularity.items():
+        if name not in names:
+            raise ValueError(
+                f"granularity names a layer '{name}' that is not in model '{model.name}'. "
+                f"Layer names: {', '.join(sorted(names))}."
+            )
+        normalize_granularity(value)
+    return lambda layer: granularity.get(layer.name, "weight")
 
 
 def _selector(model, layers):

@@ -377,11 +377,12 @@ def _lstm_to_stock(layer):
     return convert._rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
 
 
-def _bidirectional_to_masked(layer):
+def _bidirectional_to_masked(layer, options):
     if type(layer.forward_layer) is not keras.layers.LSTM:
         return convert._copy(layer)
     return _rewrap(
-        layer, lambda half: convert._rebuild(half, MaskedLSTM, half.get_config(), LSTM_WEIGHTS)
+        layer,
+        lambda half: convert._rebuild(half, MaskedLSTM, {**half.get_config(), **options}, LSTM_WEIGHTS),
     )
 
 

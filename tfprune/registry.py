@@ -26,8 +26,9 @@ class Entry:
         stock: the Keras layer class.
         masked: the tfprune class that subclasses it.
         weights: attribute paths of the weights both share.
-        to_masked: optional `fn(stock_layer) -> masked_layer` for layers that need more than
-            "same config, same weights" (wrappers such as Bidirectional).
+        to_masked: optional `fn(stock_layer, options) -> masked_layer` for layers that need more
+            than "same config, same weights" (wrappers such as Bidirectional); `options` holds
+            the masked layer's extra arguments (`{"granularity": ...}`).
         to_stock: optional `fn(masked_layer) -> layer`, the inverse used by `strip`.
     """
 
