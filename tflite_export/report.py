@@ -72,8 +72,8 @@ class ExportReport:
             f"  parity       {'passed' if parity.passed else 'FAILED'} on {parity.samples} samples"
             f": max |diff| {parity.max_abs_diff:.3g}{agreement} "
             f"({parity.criterion} {held} {parity.threshold:.3g})",
-            f"  latency      {self.latency_ms:.3f} ms median at batch {self.latency_batch} "
-            f"(dense export {self.dense_latency_ms:.3f} ms)",
+            f"  latency      {1000 * self.latency_ms:.1f} µs median at batch {self.latency_batch} "
+            f"(dense export {1000 * self.dense_latency_ms:.1f} µs)",
         ]
         if self.runtime_note:
             lines.append(f"  runtime      {self.runtime_note}")
