@@ -17,6 +17,7 @@ import keras
 
 from tflite_export.convert import QUANTIZE_MODES, ConversionError, has_rnn, to_tflite
 from tflite_export.inspect import read_flatbuffer
+from tflite_export.kernels import layer_kernels, misaligned_blocks
 from tflite_export.report import ExportReport
 from tflite_export.verify import (
     ParityError,
@@ -101,7 +102,8 @@ def export(
     content = to_tflite(prepared, sparse=sparse, **settings)
     dense_content = to_tflite(prepared, sparse=False, **settings) if sparse else content
 
-    resolver, runtime_note = choose_runtime(content)
+    info = read_flatbuffer(content)
+    resolver, runtime_note = choose_runtime(content, info.tensors)
     if runtime_note:
         warnings.warn(f"{path}: {runtime_note}", stacklevel=2)
     result = parity(
@@ -119,6 +121,7 @@ def export(
                 if quantize
                 else "A layer computes differently in TFLite: export sub-models to find which."
             )
+            + _misaligned_hint(misaligned_blocks(info.tensors))
         )
     latency, latency_batch = median_latency_ms(content, resolver, prepared, samples, latency_runs)
     dense_latency = (
@@ -126,7 +129,6 @@ def export(
         if sparse
         else latency
     )
-    info = read_flatbuffer(content)
     write_atomically(path, content)
     return ExportReport(
         path=path,
@@ -137,6 +139,7 @@ def export(
         batch_size=batch_size,
         operators=info.operators,
         tensors=info.tensors,
+        layers=layer_kernels(info.tensors, prepared, sparse),
         parity=result,
         latency_ms=latency,
         dense_latency_ms=dense_latency,
@@ -209,6 +212,16 @@ def _prepare(model, compact):
         model, compact_report = compact_model(model)
         compaction = compact_report.to_dict()
     return model, compaction
+
+
+def _misaligned_hint(names):
+    if not names:
+        return ""
+    return (
+        f" Block-encoded weights {names} have an axis their block size does not divide, which "
+        "TFLite's block kernel miscomputes: keep input sizes multiples of the block, or pass "
+        "sparse=False."
+    )
 
 
 def _figure(result):

@@ -43,6 +43,8 @@ class TensorInfo:
         sparsity: share of the dense tensor's values that are zero.
         nbytes: bytes of values plus sparse index arrays.
         densified: True when a DENSIFY op expands the tensor at load time (no sparse kernel).
+        reader: the operator that computes with the tensor (after DENSIFY, if any), e.g.
+            `"FULLY_CONNECTED"`; None if no operator reads it.
     """
 
     name: str
@@ -55,6 +57,7 @@ class TensorInfo:
     sparsity: float | None
     nbytes: int
     densified: bool
+    reader: str | None
 
 
 @dataclasses.dataclass
@@ -84,15 +87,21 @@ def read_flatbuffer(content):
         codes = [_operator_name(model.operatorCodes[op.opcodeIndex]) for op in graph.operators]
         for name in codes:
             operators[name] = operators.get(name, 0) + 1
-        densified = {
-            int(op.inputs[0]) for op, name in zip(graph.operators, codes) if name == "DENSIFY"
-        }
+        densified, readers = {}, {}
+        for op, name in zip(graph.operators, codes):
+            if name == "DENSIFY":
+                densified[int(op.inputs[0])] = int(op.outputs[0])
+            else:
+                for i in op.inputs:
+                    readers.setdefault(int(i), name)
         for index, tensor in enumerate(graph.tensors):
             data = model.buffers[tensor.buffer].data if tensor.buffer else None
             long_axes = 0 if tensor.shape is None else sum(int(d) > 1 for d in tensor.shape)
             if data is None or (long_axes < 2 and tensor.sparsity is None):
                 continue
-            tensors.append(_tensor_info(tensor, np.asarray(data, np.uint8), index in densified))
+            reader = readers.get(densified.get(index, index))
+            info = _tensor_info(tensor, np.asarray(data, np.uint8), index in densified, reader)
+            tensors.append(info)
     return FlatbufferInfo(operators, tensors)
 
 
@@ -103,7 +112,7 @@ def _operator_name(code):
     return OPERATOR_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
-def _tensor_info(tensor, data, densified):
+def _tensor_info(tensor, data, densified, reader):
     shape = [int(d) for d in tensor.shape]
     dtype = TYPE_NAMES.get(tensor.type, str(tensor.type))
     total = int(np.prod(shape))
@@ -124,6 +133,7 @@ def _tensor_info(tensor, data, densified):
         sparsity=None if nonzero is None else 1.0 - nonzero / total,
         nbytes=int(data.size) + index_bytes,
         densified=densified,
+        reader=reader,
     )
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 
 from tflite_export.inspect import TensorInfo
+from tflite_export.kernels import LayerKernel
 from tflite_export.verify import Parity
 
 NAME_WIDTH = 44
@@ -23,6 +24,8 @@ class ExportReport:
         operators: `{op name: count}` over all subgraphs (DENSIFY means the weights are expanded
             at load time: smaller file, dense speed).
         tensors: one `TensorInfo` per weight tensor.
+        layers: one `LayerKernel` per weight tensor: its Keras layer, whether it runs a sparse
+            kernel, and why (or why not).
         parity: Keras vs LiteRT agreement.
         latency_ms: median `invoke()` time under the LiteRT interpreter (one thread).
         dense_latency_ms: the same for the dense export, under the same runtime.
@@ -40,6 +43,7 @@ class ExportReport:
     batch_size: int | None
     operators: dict
     tensors: list[TensorInfo]
+    layers: list[LayerKernel]
     parity: Parity
     latency_ms: float
     dense_latency_ms: float
@@ -96,6 +100,11 @@ class ExportReport:
             )
         if any(t.densified for t in self.tensors):
             lines.append("  * expanded by DENSIFY at load time: smaller file, dense-speed kernel.")
+        width = max([len(k.layer or "?") for k in self.layers] + [5])
+        lines += ["", f"  {'layer':<{width}} {'op':<15} {'kernel':<6}  why"]
+        for k in self.layers:
+            kernel = "sparse" if k.runs_sparse else "dense"
+            lines.append(f"  {k.layer or '?':<{width}} {k.op or '-':<15} {kernel:<6}  {k.reason}")
         return "\n".join(lines)
 
 

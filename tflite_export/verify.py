@@ -102,30 +102,37 @@ def sample_inputs(model, data, batch_size, what="verify_data"):
     return [x[:count].astype(t.dtype) for x, t in zip(arrays, inputs)]
 
 
-def choose_runtime(content):
-    """The op resolver the file runs under: the default (XNNPACK delegate) if it accepts the model.
+def choose_runtime(content, tensors=()):
+    """The op resolver the file runs under: the default (XNNPACK delegate) if it handles the model.
 
     XNNPACK refuses to prepare quantized FULLY_CONNECTED layers fed by DENSIFY (sparse int8
-    weights), so those files run on TFLite's builtin kernels; the note says so for deployment.
+    weights), and accepts but miscomputes int8 weights stored in 1x16 blocks (NaN or wrong
+    outputs, ai-edge-litert 2.3), so those files run on TFLite's builtin kernels, whose 1x16
+    kernel is sparse; the note says so for deployment.
+
+    Args:
+        content: the .tflite bytes.
+        tensors: its weight tensors (`TensorInfo`s), to spot int8 block encodings.
 
     Returns:
         `(OpResolverType, note)`, where `note` is empty under the default runtime.
     """
+    builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    advice = (
+        "so it runs on builtin kernels: create the interpreter with "
+        "experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+    )
+    if any(t.dtype == "int8" and t.block_shape for t in tensors):
+        Interpreter(model_content=content, experimental_op_resolver_type=builtin).allocate_tensors()
+        return builtin, f"XNNPACK miscomputes int8 weights stored in blocks, {advice}"
     try:
         Interpreter(model_content=content, num_threads=NUM_THREADS).allocate_tensors()
         return OpResolverType.AUTO, ""
     except RuntimeError as error:
         if "XNNPack" not in str(error):
             raise
-        Interpreter(
-            model_content=content,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        ).allocate_tensors()
-        return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, (
-            "XNNPACK cannot prepare this file (sparse quantized weights), so it runs on builtin "
-            "kernels: create the interpreter with experimental_op_resolver_type="
-            "OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES"
-        )
+        Interpreter(model_content=content, experimental_op_resolver_type=builtin).allocate_tensors()
+        return builtin, f"XNNPACK cannot prepare this file (sparse quantized weights), {advice}"
 
 
 def keras_outputs(model, inputs):

@@ -11,7 +11,9 @@ Concatenate, Flatten, Reshape, DepthwiseConv) tie positions together: tied posit
 together or not at all. Model inputs and outputs, and any layer without a rule, keep every
 position. A group of tied positions goes when each weight layer reading it either has zero
 weights from it to its kept units, or can fold its constant into its bias (Dense always; Conv
-only with 'valid' padding or a zero constant). The per-layer rules live in `tfprune.surgery`:
+only with 'valid' padding or a zero constant). A Dense layer whose kernel is sparse in 1x4 or
+1x16 input blocks has its inputs removed in whole aligned blocks only, so TFLite's block-sparse
+kernel still applies. The per-layer rules live in `tfprune.surgery`:
 `register_unit_surgery` and `register_channel_op` add a layer kind (e.g. LSTM hidden units).
 
 Not compacted: nested models and shared layers (called more than once) are copied unchanged and
@@ -27,6 +29,9 @@ import numpy as np
 
 from tfprune.layers.base import masked_layers
 from tfprune.surgery import CHANNEL_OPS, UNIT_SURGERY
+
+# Block widths TFLite's sparse FULLY_CONNECTED kernels run (int8 1x16, float 1x4), widest first.
+TFLITE_BLOCKS = (16, 4)
 
 
 @dataclasses.dataclass
@@ -112,6 +117,28 @@ def _check_model(model):
         )
 
 
+def block_width(usage):
+    """The width N (widest in `TFLITE_BLOCKS`) of a kernel pruned in aligned 1xN input blocks.
+
+    A kernel qualifies when each aligned block of N inputs is all used or all unused by a unit,
+    and some unit keeps some blocks and drops others (a unit-pruned kernel does not).
+
+    Args:
+        usage: `(inputs, units)` bool, input i feeds unit u.
+
+    Returns:
+        N, or None when the kernel has no such structure.
+    """
+    for n in TFLITE_BLOCKS:
+        if usage.shape[0] % n:
+            continue
+        blocks = usage.reshape(usage.shape[0] // n, n, -1)
+        kept = blocks.any(axis=1)
+        if np.array_equal(kept, blocks.all(axis=1)) and np.any(kept.any(0) & ~kept.all(0)):
+            return n
+    return None
+
+
 def _topological_nodes(model):
     """The Keras nodes between the model's inputs and outputs, producers first."""
     order, seen = [], set()
@@ -178,6 +205,18 @@ class _Graph:
         for i, j in zip(a.tolist(), b.tolist()):
             self.parent[self._find(i)] = self._find(j)
 
+    def _tie_blocks(self, positions, usage):
+        """Ties the inputs of a 1xN block-sparse kernel in aligned groups of N.
+
+        Removing inputs one by one would shift the blocks off TFLite's grid (no sparse kernel)
+        or leave an input count N does not divide, which TFLite's block kernel miscomputes.
+        """
+        n = block_width(usage)
+        if n:
+            groups = positions.reshape(-1, n)
+            for k in range(1, n):
+                self._tie(groups[:, k], groups[:, 0])
+
     def _ins(self, node):
         return node.arguments.keras_tensors
 
@@ -194,6 +233,8 @@ class _Graph:
                     self.fixed.append(self.span[id(outs[0])])
                 w = layer.get_weights()
                 usage, recurrent = surgery.usage(layer, w), surgery.recurrent_usage(layer, w)
+                if isinstance(layer, keras.layers.Dense):
+                    self._tie_blocks(self.span[id(ins[0])], usage)
                 return _Role("unit", surgery, w, usage=usage, recurrent=recurrent)
         elif known and not shared and op is not None:
             links = op.links(layer, [tuple(t.shape) for t in ins], tuple(outs[0].shape))
