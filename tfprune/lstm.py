@@ -5,7 +5,7 @@
 >>> pruned.compile(...); pruned.fit(x, y)                                 # 3. fine-tune
 >>> small, removed = tfprune.lstm.remove_dead_units(pruned, x_cal)
 
-`three_stage` runs all three. Hidden-state thresholds are calibrated by bisection on the
+`three_stage` runs all three. Hidden-state thresholds are calibrated by a bracketed search on the
 hidden-state sparsity the layers measure while the model predicts, so the feedback of pruned
 chunks on later steps is part of what is calibrated. This module also holds the registry
 entries that let `prunable` and `strip` convert `keras.layers.LSTM`, bare or in Bidirectional.
@@ -18,7 +18,7 @@ from tfprune import convert, registry
 from tfprune.callbacks import DynamicPrune
 from tfprune.estimator import block_scores
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
-from tfprune.lstm_units import remove_dead_units
+from tfprune.lstm_units import _is_lstm, remove_dead_units
 
 __all__ = [
     "calibrate",
@@ -52,7 +52,9 @@ def lstm_layers(model, layers=None):
     if layers is None:
         return found
     items = [layers] if isinstance(layers, (str, keras.layers.Layer)) else list(layers)
-    by_name = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    by_name = {}
+    for layer in model._flatten_layers(include_self=False):
+        by_name.setdefault(layer.name, layer)  # an LSTM comes before its cell of the same name
     chosen = []
     for item in items:
         layer = by_name.get(item) if isinstance(item, str) else item
@@ -95,7 +97,7 @@ def measure(model, data, batch_size=None):
 def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, batch_size=None):
     """Sets hidden-state thresholds (in place) so each layer zeroes a `target` share of chunks.
 
-    Layers are calibrated one after the other in call order, each by bisection on the
+    Layers are calibrated one after the other in call order, each by a bracketed search on the
     sparsity measured on `data`, so a layer is tuned on the inputs its pruned predecessors give.
 
     Args:
@@ -104,7 +106,7 @@ def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, ba
         target: hidden-state sparsity to reach, in [0, 1).
         layers: None (all hidden-state-pruned LSTMs) or names / layers, see `lstm_layers`.
         tolerance: stop once the measured sparsity is this close to `target`.
-        max_steps: bisection steps per layer; the closest threshold seen is kept.
+        max_steps: search steps per layer; the closest threshold seen is kept.
         batch_size: forwarded to `predict`.
 
     Returns:
@@ -125,7 +127,7 @@ def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, ba
             "MaskedLSTM(..., hidden_state='fixed')."
         )
     for layer in pruned:
-        _bisect(model, layer, data, target, tolerance, max_steps, batch_size)
+        _search(model, layer, data, target, tolerance, max_steps, batch_size)
     return measure(model, data, batch_size)
 
 
@@ -282,11 +284,6 @@ def three_stage(
 # Internals -------------------------------------------------------------------------------------
 
 
-def _is_lstm(layer):
-    """Stock LSTM (exactly: subclasses may override call) or a tfprune LSTM."""
-    return type(layer) is keras.layers.LSTM or isinstance(layer, HiddenStatePrunedLSTM)
-
-
 def _holds_lstm(layer):
     """An LSTM, or a Bidirectional around one."""
     if isinstance(layer, keras.layers.Bidirectional):
@@ -320,24 +317,40 @@ def _sparsity_at(model, layer, data, threshold, batch_size):
     return layer.hidden_state_stats()["hidden_sparsity"]
 
 
-def _bisect(model, layer, data, target, tolerance, max_steps, batch_size):
-    """Bisection on the threshold; the sparsity grows with it (|h| < 1 for tanh, so <= chunk)."""
-    lo, hi = 0.0, float(layer.chunk)
-    best = (abs(_sparsity_at(model, layer, data, lo, batch_size) - target), lo)
-    for _ in range(8):  # an unbounded activation may need a larger upper bound
-        sparsity = _sparsity_at(model, layer, data, hi, batch_size)
-        best = min(best, (abs(sparsity - target), hi))
-        if sparsity >= target:
-            break
-        lo, hi = hi, 2 * hi
+def _search(model, layer, data, target, tolerance, max_steps, batch_size):
+    """Finds the threshold whose measured sparsity is closest to `target`; it grows with t.
+
+    Steps of x4 from `chunk` (the largest summed |h| of a tanh chunk) bracket the target, then
+    each step interpolates linearly inside the bracket, clamped to its middle 80% so the
+    bracket always shrinks. Typically 4-8 `predict` passes per layer.
+    """
+    if target == 0:
+        layer.cell.hidden_threshold.assign(0.0)  # only exact-zero chunks count as zeroed
+        return
+    seen = {}
+
+    def sparsity_at(threshold):
+        seen[threshold] = _sparsity_at(model, layer, data, threshold, batch_size)
+        return seen[threshold]
+
+    t = float(layer.chunk)
+    if sparsity_at(t) >= target:
+        while t > 1e-6 and sparsity_at(t / 4) >= target:
+            t /= 4
+        lo, hi = t / 4, t
+    else:
+        while t < 1e6 and sparsity_at(4 * t) < target:
+            t *= 4
+        lo, hi = t, 4 * t
     for _ in range(max_steps):
-        if best[0] <= tolerance:
+        s_lo, s_hi = seen.get(lo, 0.0), seen.get(hi, 1.0)
+        if min(abs(s - target) for s in seen.values()) <= tolerance or s_hi <= s_lo:
             break
-        middle = (lo + hi) / 2
-        sparsity = _sparsity_at(model, layer, data, middle, batch_size)
-        best = min(best, (abs(sparsity - target), middle))
-        lo, hi = (middle, hi) if sparsity < target else (lo, middle)
-    layer.cell.hidden_threshold.assign(best[1])
+        share = min(max((target - s_lo) / (s_hi - s_lo), 0.1), 0.9)
+        middle = lo + share * (hi - lo)
+        lo, hi = (middle, hi) if sparsity_at(middle) < target else (lo, middle)
+    best = min(seen, key=lambda threshold: abs(seen[threshold] - target))
+    layer.cell.hidden_threshold.assign(best)
 
 
 def _same_weights(layer, cls, config):
@@ -380,10 +393,11 @@ def _lstm_to_stock(layer):
 def _bidirectional_to_masked(layer, options):
     if type(layer.forward_layer) is not keras.layers.LSTM:
         return convert._copy(layer)
-    return _rewrap(
-        layer,
-        lambda half: convert._rebuild(half, MaskedLSTM, {**half.get_config(), **options}, LSTM_WEIGHTS),
-    )
+    def to_masked(half):
+        config = {**half.get_config(), **options}
+        return convert._rebuild(half, MaskedLSTM, config, LSTM_WEIGHTS)
+
+    return _rewrap(layer, to_masked)
 
 
 def _bidirectional_to_stock(layer):

@@ -147,6 +147,7 @@ def remove_dead_units(model, data=None, batch_size=None):
 
 
 def _is_lstm(layer):
+    """Stock LSTM (exactly: subclasses may override call) or a tfprune LSTM."""
     return type(layer) is keras.layers.LSTM or isinstance(layer, HiddenStatePrunedLSTM)
 
 

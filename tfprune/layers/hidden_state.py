@@ -88,7 +88,6 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
         self.hidden_state = hidden_state
         self.chunk = chunk
         self.initial_hidden_threshold = float(hidden_threshold)
-        self.log_name = self.name  # the owning layer replaces it with its own name
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -255,7 +254,9 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
         keras.layers.RNN.__init__(self, cell, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.use_cudnn = False  # keeps Bidirectional's fused path, which skips the cell, away
-        cell.log_name = self.name
+        # The cell is what DynamicPrune, its layer_targets and sparsity_report see: name it
+        # after the layer so `sparsity/<layer name>` keys and targets use the name users know.
+        cell.name = self.name
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Masks and `x W + b` once per sequence; only `h U` runs inside the time loop."""

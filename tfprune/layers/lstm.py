@@ -69,11 +69,10 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
         """
         stats = self.hidden_state_stats()
         self.reset_hidden_state_stats()
-        name = self.log_name
         return {
-            f"sparsity/{name}": self.sparsity(),
-            f"hidden_sparsity/{name}": stats["hidden_sparsity"],
-            f"recurrent_macs_skipped/{name}": stats["recurrent_macs_skipped"],
+            f"sparsity/{self.name}": self.sparsity(),
+            f"hidden_sparsity/{self.name}": stats["hidden_sparsity"],
+            f"recurrent_macs_skipped/{self.name}": stats["recurrent_macs_skipped"],
         }
 
     def get_config(self):
