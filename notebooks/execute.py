@@ -20,8 +20,12 @@ HERE = Path(__file__).resolve().parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "[interactive controls: open the notebook in JupyterLab and run it to use them]"
 MAX_BYTES = 400_000
-# TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass TF_CPP_MIN_LOG_LEVEL.
-TF_LOG_PREFIXES = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")
+# Lines TensorFlow and the TFLite converter write straight to the process' stderr (start-up,
+# delegates, calibration), bypassing TF_CPP_MIN_LOG_LEVEL.
+TF_LOG_PREFIXES = (
+    "WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ",
+    "INFO: Created TensorFlow Lite", "fully_quantize: ",
+)
 
 
 def execute(path, timeout=600):
