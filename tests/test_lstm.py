@@ -90,6 +90,14 @@ def test_fresh_masked_lstm_equals_keras_lstm(options):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("options", [{"dropout": 0.5}, {"recurrent_dropout": 0.5}])
+def test_dropout_applies_in_training_only(options):
+    layer = MaskedLSTM(8, return_sequences=True, **options)
+    inference = np.asarray(layer(X))
+    np.testing.assert_allclose(layer(X, training=False), inference)
+    assert not np.allclose(layer(X, training=True), inference, atol=1e-3)
+
+
 def test_padding_mask_stateful_and_initial_state_follow_keras():
     mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]] * 2, bool)
     state = [_normal(4, 8, seed=seed) for seed in (1, 2)]

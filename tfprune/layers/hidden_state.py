@@ -24,7 +24,7 @@ _CELL_ARGS = frozenset(inspect.signature(keras.layers.LSTMCell.__init__).paramet
     "self",
     "units",
     "kwargs",
-}
+} | {"implementation"}  # LSTMCell takes it through **kwargs
 
 
 def _check_chunk(chunk, units):
