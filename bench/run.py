@@ -48,8 +48,11 @@ class Experiment:
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
+    """A model and its rows; with `export`, pruned rows also record TFLite size and latency."""
+
     model: str
     experiments: tuple
+    export: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,21 +76,21 @@ PAPER_ROWS = (
     Experiment("gmp", match="dst"),
 )
 # Sparsity that runs fast: 1x4 blocks (TFLite's sparse kernel) against unstructured DST, tfmot's
-# block pruning and whole units; `export` rows also record the TFLite file's size and latency.
+# block pruning and whole units.
 BLOCK_ROWS = (
     Experiment("dense"),
-    Experiment("dst", {"granularity": (1, 4), "target_sparsity": 0.9, "export": True}),
-    Experiment("dst", {"target_sparsity": 0.9, "export": True}),
-    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (1, 4), "export": True}),
+    Experiment("dst", {"granularity": (1, 4), "target_sparsity": 0.9}),
+    Experiment("dst", {"target_sparsity": 0.9}),
+    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (1, 4)}),
     # tfmot's block_size is in the Keras kernel's (inputs, outputs) layout, so (1, 4) groups four
     # outputs; TFLite's 1x4 blocks group four inputs, which is tfmot's (4, 1).
-    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (4, 1), "export": True}),
-    Experiment("dst", {"granularity": "unit", "target_sparsity": 0.6, "export": True}),
+    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (4, 1)}),
+    Experiment("dst", {"granularity": "unit", "target_sparsity": 0.6}),
 )
 SUITES = {
     "lenet300": Suite("lenet300", PAPER_ROWS),
     "lenet5": Suite("lenet5", PAPER_ROWS),
-    "blocks": Suite("lenet300", BLOCK_ROWS),
+    "blocks": Suite("lenet300", BLOCK_ROWS, export=True),
 }
 
 
@@ -100,17 +103,17 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, `export` adds TFLite figures, the rest to DynamicPrune."""
+    """`granularity` goes to `prunable`, the other parameters to `DynamicPrune`."""
     import tfprune
 
     params = dict(run.params)
-    granularity, export = params.pop("granularity", "weight"), params.pop("export", False)
+    granularity = params.pop("granularity", "weight")
     model, result = _train_keras3(
         ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
         callbacks=[tfprune.DynamicPrune(**params)],
     )  # fmt: skip
     result.update(common.remaining_weights(tfprune.strip(model)))
-    if export:
+    if ctx.suite.export:
         result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
     return result
 
@@ -118,11 +121,11 @@ def run_dst(ctx, run, on_epoch):
 def run_gmp(ctx, run, on_epoch):
     """tfmot in a subprocess (it needs tf_keras); its stderr is kept for the error message.
 
-    With `export`, the subprocess saves the stripped weights and this process exports them.
+    In an `export` suite, the subprocess saves the stripped weights and this process exports them.
     """
     params = dict(run.params)
     params.pop("matched", None)
-    export = params.pop("export", False)
+    export = ctx.suite.export
     stem = ctx.workdir / f"gmp-{os.getpid()}-{time.monotonic_ns()}"
     command = [
         sys.executable, "-m", "bench.tfmot_baseline",

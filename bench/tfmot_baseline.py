@@ -48,6 +48,7 @@ def main(argv=None):
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="where to write the result JSON")
+    parser.add_argument("--save-weights", help="also save the stripped weights (.npz, w0, w1, ...)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -79,7 +80,10 @@ def main(argv=None):
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
         on_epoch=lambda epoch, logs: print(f"epoch {epoch + 1}/{args.epochs}", flush=True),
     )
-    result.update(common.remaining_weights(tfmot.sparsity.keras.strip_pruning(pruned)))
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    result.update(common.remaining_weights(stripped))
+    if args.save_weights:  # for the Keras 3 process to export to TFLite
+        np.savez(args.save_weights, **{f"w{i}": w for i, w in enumerate(stripped.get_weights())})
     result["schedule"] = {**schedule, "total_steps": total_steps, **options}
     result["versions"] = {
         "tensorflow": tf.__version__,
