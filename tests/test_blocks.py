@@ -10,7 +10,7 @@ import tflite_export
 import tfprune
 from tflite_export.convert import to_tflite
 from tflite_export.inspect import read_flatbuffer
-from tflite_export.kernels import layer_kernels
+from tflite_export.kernels import layer_kernels, misaligned_blocks
 from tfprune.compact import block_width
 from tfprune.data import load_digits
 from tfprune.layers import MaskedDense, masked_layers
@@ -128,6 +128,17 @@ def test_compaction_keeps_blocks_on_the_grid():
     assert block_width(kernel != 0) == 4
     x = rng.normal(size=(8, 16)).astype("float32")
     np.testing.assert_allclose(small(x), model(x), atol=1e-5)
+
+
+def test_blocks_off_the_grid_are_flagged():
+    """TFLite stores 1x4 blocks over 294 inputs, and its block kernel then computes wrong sums."""
+    aligned = _zeroed(keras.Sequential([keras.Input((296,)), keras.layers.Dense(56)]), 0.9, 4)
+    kernel, bias = aligned.layers[0].get_weights()
+    model = keras.Sequential([keras.Input((294,)), keras.layers.Dense(56)])
+    model.layers[0].set_weights([kernel[:294], bias])
+    tensors = read_flatbuffer(to_tflite(model, sparse=True, quantize=None, batch_size=None)).tensors
+    assert tensors[0].encoding == "block 1x4"
+    assert misaligned_blocks(tensors) == [tensors[0].name]
 
 
 def _zeroed(model, share, block=1):
