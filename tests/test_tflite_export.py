@@ -114,6 +114,24 @@ def test_lstm_exports_with_static_batch(tmp_path):
     assert {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(report.operators)
 
 
+
+def test_sparse_quantized_hidden_state_lstm_exports_on_builtin_kernels(tmp_path):
+    # XNNPACK rejects the sparse int8 weights inside the LSTM's WHILE body only when the loop
+    # first runs, after allocate_tensors succeeded: the runtime probe has to invoke.
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((16, 12, 8), dtype="float32")
+    model = tfprune.prunable(
+        keras.Sequential([keras.Input((12, 8)), keras.layers.LSTM(16), keras.layers.Dense(3)])
+    )
+    tfprune.lstm.magnitude_prune(model, 0.8)
+    model, _ = tfprune.lstm.prune_hidden_state(model, x, 0.5)
+    report = tflite_export.export(
+        model, tmp_path / "lstm.tflite", quantize="dynamic", verify_data=x, latency_runs=5
+    )
+    assert report.parity.passed
+    assert "builtin kernels" in report.runtime_note
+
+
 def test_cli_end_to_end(tmp_path, data):
     pruned = tfprune.prunable(mlp([20, 16, 4]))
     pruned.save(tmp_path / "model.keras")

@@ -108,7 +108,8 @@ def choose_runtime(content, tensors=()):
     XNNPACK refuses to prepare quantized FULLY_CONNECTED layers fed by DENSIFY (sparse int8
     weights), and accepts but miscomputes int8 weights stored in 1x16 blocks (NaN or wrong
     outputs, ai-edge-litert 2.3), so those files run on TFLite's builtin kernels, whose 1x16
-    kernel is sparse; the note says so for deployment.
+    kernel is sparse; the note says so for deployment. The probe invokes the file once, since
+    the ops inside a WHILE body (an LSTM's time loop) are prepared only when the loop first runs.
 
     Args:
         content: the .tflite bytes.
@@ -126,13 +127,21 @@ def choose_runtime(content, tensors=()):
         Interpreter(model_content=content, experimental_op_resolver_type=builtin).allocate_tensors()
         return builtin, f"XNNPACK miscomputes int8 weights stored in blocks, {advice}"
     try:
-        Interpreter(model_content=content, num_threads=NUM_THREADS).allocate_tensors()
+        _invoke_once(Interpreter(model_content=content, num_threads=NUM_THREADS))
         return OpResolverType.AUTO, ""
     except RuntimeError as error:
         if "XNNPack" not in str(error):
             raise
         Interpreter(model_content=content, experimental_op_resolver_type=builtin).allocate_tensors()
         return builtin, f"XNNPACK cannot prepare this file (sparse quantized weights), {advice}"
+
+
+def _invoke_once(interpreter):
+    """Allocates and runs `interpreter` on zeros, which prepares every subgraph it reaches."""
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
 
 
 def keras_outputs(model, inputs):
