@@ -87,9 +87,18 @@ BLOCK_ROWS = (
     Experiment("gmp", {"final_sparsity": 0.9, "block_size": (4, 1)}),
     Experiment("dst", {"granularity": "unit", "target_sparsity": 0.6}),
 )
+# Epoch times measured on their own, on a machine doing nothing else (the long suites above ran
+# side by side with other jobs, so their times are only indicative).
+TIMING_ROWS = (
+    Experiment("dense"),
+    Experiment("dst", {"alpha": PAPER_ALPHAS[0]}),
+    Experiment("gmp", match="dst"),
+)
 SUITES = {
     "lenet300": Suite("lenet300", PAPER_ROWS),
     "lenet5": Suite("lenet5", PAPER_ROWS),
+    "timing300": Suite("lenet300", TIMING_ROWS),
+    "timing5": Suite("lenet5", TIMING_ROWS),
     "blocks": Suite("lenet300", BLOCK_ROWS, export=True),
 }
 
