@@ -5,6 +5,7 @@ endpoint and the input signature we choose) and `TFLiteConverter.from_saved_mode
 TensorFlow itself takes for Keras 3 in `from_keras_model`, but with a batch size we control.
 """
 
+import contextlib
 import functools
 import re
 import tempfile
@@ -46,7 +47,7 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
         ConversionError: the converter failed; the message names the op, the layer and what to do.
     """
     try:
-        with tempfile.TemporaryDirectory() as saved_model_dir:
+        with tempfile.TemporaryDirectory() as saved_model_dir, _without_counters(model):
             archive = keras.export.ExportArchive()
             archive.track(model)
             archive.add_endpoint(
@@ -65,6 +66,23 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
             return converter.convert()
     except Exception as error:  # tracing and the converter raise many unrelated types
         raise ConversionError(describe_failure(error, model, batch_size, quantize)) from error
+
+
+@contextlib.contextmanager
+def _without_counters(model):
+    """Hidden-state statistics are for Python-side reports: keep their updates out of the file."""
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if getattr(layer, "records_stats", False)
+    ]
+    for layer in layers:
+        layer.records_stats = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.records_stats = True
 
 
 def _input_signature(model, batch_size):

@@ -257,6 +257,9 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
         # The cell is what DynamicPrune, its layer_targets and sparsity_report see: name it
         # after the layer so `sparsity/<layer name>` keys and targets use the name users know.
         cell.name = self.name
+        # A runtime switch, not config: tflite_export turns it off so that the exported graph
+        # carries no counter variables and keeps only the last output when that is all it returns.
+        self.records_stats = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Masks and `x W + b` once per sequence; only `h U` runs inside the time loop."""
@@ -265,7 +268,7 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
         cell = self.cell
         kernel, recurrent_kernel = cell.effective_kernels()
         z_x = cell.input_projection(sequences, kernel, training)
-        counting = cell.hidden_state != "off"
+        counting = cell.hidden_state != "off" and self.records_stats
 
         def step(z_t, states):
             return cell.recurrent_step(z_t, states, recurrent_kernel, training)
