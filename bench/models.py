@@ -7,7 +7,7 @@ the architecture the Keras 3 rows train.
 import dataclasses
 from typing import Callable
 
-from tfprune.models import lenet5_caffe, lenet_300_100
+from tfprune.models import lenet5_caffe, lenet_300_100, lstm_a
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,4 +22,5 @@ class ModelSpec:
 MODELS = {
     "lenet300": ModelSpec(lenet_300_100),
     "lenet5": ModelSpec(lenet5_caffe, min_side=16),
+    "lstm_a": ModelSpec(lstm_a),  # bench.lstm (Adam, hidden-state rows)
 }

@@ -43,3 +43,20 @@ def lenet5_caffe(input_shape=(28, 28), num_classes=10, keras=keras3):
         ],
         name="lenet5_caffe",
     )
+
+
+def lstm_a(input_shape=(28, 28), num_classes=10, keras=keras3):
+    """LSTM-a: LSTM(128, return_sequences) -> LSTM(128) -> dense classes.
+
+    An (H, W) image is read as H steps of W pixels (sequential MNIST / Fashion-MNIST).
+    """
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.LSTM(128, return_sequences=True, name="lstm1"),
+            layers.LSTM(128, name="lstm2"),
+            layers.Dense(num_classes, name="fc"),
+        ],
+        name="lstm_a",
+    )
