@@ -214,7 +214,11 @@ def _kernel_cell(kernel):
 
 
 def plot(setups, path):
-    """One panel per setup: accuracy vs remaining weights (log x), error bars over seeds."""
+    """One panel per setup: accuracy vs remaining weights (log x), one point per run.
+
+    Runs are drawn one by one rather than as mean ± std: with the reset rule, a seed may end
+    with a regrown layer, and a mean of such runs would stand where no run is.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,31 +229,30 @@ def plot(setups, path):
     for ax, (setup, rows) in zip(axes[0], setups.items()):
         s = dict(zip(SETUP_KEYS, setup))
         by_method = {}
-        for name, row in summarise(rows).items():
-            by_method.setdefault(row["method"], []).append((name, row))
-        for method, items in by_method.items():
+        for name, records in rows.items():
+            for record in records:
+                by_method.setdefault(record["method"], []).append((name, record))
+        for method, runs in by_method.items():
             color, marker = STYLES.get(method, ("tab:gray", "^"))
-            items.sort(key=lambda item: item[1]["remaining"][0])
-            x = [row["remaining"][0] for _, row in items]
-            y = [row["accuracy"][0] for _, row in items]
-            xerr = [row["remaining"][1] or 0 for _, row in items]
-            yerr = [row["accuracy"][1] or 0 for _, row in items]
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, color=color, marker=marker, capsize=3,
-                        linestyle="-" if len(items) > 1 else "none", label=method)  # fmt: skip
+            runs.sort(key=lambda run: run[1]["remaining"])
+            x = [100 * r["remaining"] for _, r in runs]
+            y = [100 * r["test_accuracy"] for _, r in runs]
+            ax.plot(x, y, color=color, marker=marker, linewidth=0.8, label=method,
+                    linestyle="-" if method != "dense" else "none")  # fmt: skip
             if method == "dense":
-                ax.axhline(y[0], color=color, linestyle="--", linewidth=0.8)
-            for name, row in items:
-                if row["params"] and "matched" not in row["params"]:
-                    text = name.split(" ", 1)[1]
-                    ax.annotate(text, (row["remaining"][0], row["accuracy"][0]), fontsize=7,
-                                textcoords="offset points", xytext=(4, -10))  # fmt: skip
+                ax.axhline(sum(y) / len(y), color=color, linestyle="--", linewidth=0.8)
+            for (name, record), xi, yi in zip(runs, x, y):
+                if method == "dst" and record["seed"] == 0:
+                    text = name.split(" ", 1)[1].replace("reset_fraction=None", "no reset")
+                    ax.annotate(text, (xi, yi), fontsize=7, textcoords="offset points",
+                                xytext=(4, -10))  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("remaining weights (%, log scale)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{s['suite']} on {s['dataset']} ({s['epochs']} epochs)")
+        ax.set_title(f"{s['suite']} on {s['dataset']} ({s['epochs']} epochs), every run")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
