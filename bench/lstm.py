@@ -213,7 +213,7 @@ def weight_counts(model):
         "remaining_per_kernel": per_kernel,
         "kernel_weights": total,
         "kernel_weights_nonzero": kept,
-        "params": params,
+        "param_count": params,
     }
 
 
@@ -247,12 +247,12 @@ def units_removed(model, ctx):
     return {
         "compact": {
             "units": {layer["name"]: layer["units_after"] for layer in report.to_dict()["layers"]},
-            "params": weight_counts(compacted)["params"],
+            "param_count": weight_counts(compacted)["param_count"],
         },
         "remove_dead_units": {
             "units": {name: layer["units_after"] for name, layer in units.items()},
             "by_data": {name: len(layer["by_data"]) for name, layer in units.items()},
-            "params": weight_counts(tfprune.strip(by_data))["params"],
+            "param_count": weight_counts(tfprune.strip(by_data))["param_count"],
             "test_accuracy": float(accuracy),
         },
     }
@@ -306,7 +306,7 @@ def export_one(model_path, path, options, x_verify, x_calibration, latency_runs)
         "size_over_limit": report.size_bytes / limit,
         "latency_us": 1000 * report.latency_ms,
         "dense_encoding_latency_us": 1000 * report.dense_latency_ms,
-        "params": weight_counts(prepared)["params"],
+        "param_count": weight_counts(prepared)["param_count"],
     }
 
 
