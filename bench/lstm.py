@@ -7,10 +7,11 @@ Each image is 28 steps of 28 pixels; LSTM(128, return_sequences) -> LSTM(128) ->
 Adam 1e-3, batch 100. Rows run in order: dense, DST (alpha 1e-3, the paper's LSTM value), a
 paired step-time comparison, hidden-state pruning of the DST model for each --targets and
 --rounds value (calibrate, fine-tune --finetune-epochs with thresholds recalibrated --rounds
-times an epoch), then TFLite exports (batch 1) of the dense, DST and one hidden-state model.
-Every finished row is appended to --out as one JSON line at once; a rerun of the same command
-skips recorded rows (trained models are kept in <out stem>-models/ for later rows). Exports run
-in a child process each: the TFLite converter can crash outright (int8 LSTMs).
+times an epoch), TFLite exports (batch 1) of the dense, DST and one hidden-state model, and the
+exported files timed again side by side. Every finished row is appended to --out as one JSON
+line at once; a rerun of the same command skips recorded rows (trained models are kept in
+<out stem>-models/ for later rows). Exports run in a child process each: the TFLite converter
+can crash outright (int8 LSTMs).
 """
 
 import argparse
@@ -317,6 +318,39 @@ def export_one(model_path, path, options, x_verify, x_calibration, latency_runs)
     }
 
 
+def row_latency(ctx):
+    """Batch-1 latency of every exported file, timed in alternating rounds, each file keeping its
+    fastest round's median: the export rows time one file at a time, so load from other jobs on
+    the machine can hit one file and not another."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    done = [r for r in ctx["records"] if r["status"] == "ok" and same_setup(r, ctx["settings"])]
+    exports = {r["run"]: r for r in done if r["method"] == "export" and Path(r["path"]).exists()}
+    sample = ctx["arrays"]["x_test"][:1]
+    interpreters = {}
+    for label, record in exports.items():
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if not record["runtime_note"]:
+            resolver = OpResolverType.AUTO
+        interpreter = Interpreter(
+            model_path=record["path"], num_threads=1, experimental_op_resolver_type=resolver
+        )
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
+        interpreters[label] = interpreter
+    rounds = {label: [] for label in interpreters}
+    for _ in tqdm(range(ctx["rounds"]), desc="  rounds", leave=False):
+        for label, interpreter in interpreters.items():
+            times = []
+            for _ in range(ctx["latency_runs"]):
+                interpreter.reset_all_variables()
+                start = time.perf_counter()
+                interpreter.invoke()
+                times.append(time.perf_counter() - start)
+            rounds[label].append(1e6 * float(np.median(times)))
+    return {"latency_us": {k: min(v) for k, v in rounds.items()}, "rounds_us": rounds}
+
+
 def in_child(function, *args):
     """`function(*args)` in a fresh process; a crash (e.g. a segfault) becomes a RuntimeError."""
     context = multiprocessing.get_context("spawn")
@@ -369,6 +403,7 @@ def plan(args):
                 (f"export {source} {variant}", "export", params,
                  lambda ctx, s=source, v=variant: row_export(ctx, _source(ctx, s), v))
             )  # fmt: skip
+    rows.append(("tflite latency", "latency", {}, row_latency))
     return rows
 
 
@@ -423,7 +458,7 @@ def parse_args(argv):
     parser.add_argument("--finetune-epochs", type=int, help="after hidden-state pruning (default 1)")
     parser.add_argument("--targets", default="0.6,0.8", help="hidden-state sparsity targets, comma-separated")
     parser.add_argument("--rounds", default="1,4", help="hidden-state calibrations per fine-tune epoch, comma-separated: one row per target and value (default 1,4)")
-    parser.add_argument("--only", help="comma-separated row kinds to run: dense, dst, step_time, hidden, export")
+    parser.add_argument("--only", help="comma-separated row kinds to run: dense, dst, step_time, hidden, export, latency")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

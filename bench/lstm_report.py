@@ -187,13 +187,17 @@ def export_table(records, rows):
         f"Models: dense, DST, and the hidden-state model `{source}` (the highest target within "
         "1 point of DST). Limit: nonzero weights x bytes per stored value (kernels 4 B float or "
         "1 B int8, biases 4 B) of the model as converted (stripped, compacted when so marked). "
-        "Latency: median of 300 invocations (one sequence of 28 steps).",
+        "Latency: one invocation (a whole 28-step sequence) at batch 1, one thread; the "
+        "`tflite latency` row times all files side by side in 7 alternating rounds of 300 "
+        "invocations and keeps each file's fastest round median (the export's own median, timed "
+        "alone, in brackets).",
         "",
         "| model | variant | file | dense float file / file | limit | file / limit | latency | parity "
         "| runtime |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     dense_float = rows.get("export dense float")
+    side_by_side = rows.get("tflite latency", {}).get("latency_us", {})
     for record in exports:
         parity = record["parity"]
         agreement = parity["argmax_agreement"]
@@ -206,17 +210,23 @@ def export_table(records, rows):
             f"{record['size_bytes'] / 1024:,.1f} KiB | "
             + (f"{dense_float['size_bytes'] / record['size_bytes']:.2f}x | " if dense_float else "| ")
             + f"{record['limit_bytes'] / 1024:,.1f} KiB | "
-            f"{record['size_over_limit']:.2f} | {record['latency_us']:,.0f} µs | {check} | "
+            f"{record['size_over_limit']:.2f} | {_latency(side_by_side.get(record['run']), record)} | "
+            f"{check} | "
             f"{runtime} |"
         )
     return out
+
+
+def _latency(paired, record):
+    alone = f"{record['latency_us']:,.0f} µs"
+    return f"{paired:,.0f} µs ({alone})" if paired is not None else alone
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.lstm_report", description=__doc__)
     parser.add_argument("jsonl", type=Path)
     parser.add_argument("--md", type=Path, help="write here (default: print)")
-    parser.add_argument("--command", default="python -m bench.lstm --epochs 8")
+    parser.add_argument("--command", default="python -m bench.lstm --epochs 10")
     args = parser.parse_args(argv)
     text = render(read_records(args.jsonl), args.command)
     if args.md:
