@@ -211,3 +211,11 @@ def test_unsupported_op_names_the_layer(tmp_path):
     with pytest.raises(tflite_export.ConversionError, match=r"tf\.Svd in layer 'my_svd'"):
         tflite_export.export(model, tmp_path / "svd.tflite", compact=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_int8_with_an_lstm_is_refused_before_it_can_crash(tmp_path):
+    model = keras.Sequential([keras.Input((6, 5)), keras.layers.LSTM(8), keras.layers.Dense(3)])
+    x = np.zeros((8, 6, 5), "float32")
+    with pytest.raises(ValueError, match="recurrent layers.*quantize='dynamic'"):
+        tflite_export.export(model, tmp_path / "m.tflite", quantize="int8", representative_data=x)
+    assert not (tmp_path / "m.tflite").exists()

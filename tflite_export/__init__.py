@@ -164,6 +164,13 @@ def _check_arguments(model, quantize, representative_data, batch_size, latency_r
         raise ValueError(
             f"Expected quantize None, 'dynamic' or 'int8'. Received: quantize={quantize!r}"
         )
+    if quantize == "int8" and has_rnn(model):
+        raise ValueError(
+            "quantize='int8' is not available for models with recurrent layers: with TensorFlow "
+            "2.21 and ai-edge-litert 2.3 full-integer export of an LSTM crashes the process "
+            "(segmentation fault, seen even for a stock keras.layers.LSTM). Use "
+            "quantize='dynamic' (int8 weights, float activations) or None."
+        )
     if quantize == "int8" and representative_data is None:
         raise ValueError(
             "quantize='int8' needs representative_data to calibrate activation ranges: pass "
