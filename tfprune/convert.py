@@ -36,20 +36,20 @@ def prunable(model, layers=None, granularity="weight"):
 
     >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
-    _check_model(model, "prunable")
+    check_model(model, "prunable")
     select = _selector(model, layers)
     granularity_of = _granularities(model, granularity)
 
     def clone(layer):
         entry = registry.for_stock(layer)
         if entry is None or not select(layer):
-            return _copy(layer)
+            return copy_layer(layer)
         options = {"granularity": granularity_of(layer)}
         if entry.to_masked is not None:
             return entry.to_masked(layer, options)
-        return _rebuild(layer, entry.masked, {**layer.get_config(), **options}, entry.weights)
+        return rebuild(layer, entry.masked, {**layer.get_config(), **options}, entry.weights)
 
-    new_model = _clone(model, clone)
+    new_model = clone_layers(model, clone)
     if not masked_layers(new_model):
         supported = sorted({e.stock.__name__ for e in registry.entries()})
         raise ValueError(
@@ -76,20 +76,20 @@ def strip(model):
     Raises:
         TypeError: `model` is not a Keras model.
     """
-    _check_model(model, "strip")
+    check_model(model, "strip")
 
     def clone(layer):
         entry = registry.for_masked(layer)
         if entry is None:
-            return _copy(layer)
+            return copy_layer(layer)
         if entry.to_stock is not None:
             return entry.to_stock(layer)
         config = layer.get_config()
         for key in layer.masking_config():
             config.pop(key)
-        return _rebuild(layer, entry.stock, config, entry.weights, effective=True)
+        return rebuild(layer, entry.stock, config, entry.weights, effective=True)
 
-    return _clone(model, clone)
+    return clone_layers(model, clone)
 
 
 def effective_weight(layer, path):
@@ -101,10 +101,10 @@ def effective_weight(layer, path):
     return ops.convert_to_numpy(getattr(owner, name))
 
 
-def _rebuild(layer, cls, config, weights, effective=False):
+def rebuild(layer, cls, config, weights, effective=False):
     """A `cls` layer from `config`, built like `layer`, carrying `layer`'s `weights`."""
     new = cls.from_config(config)
-    _build_like(new, layer)
+    build_like(new, layer)
     for path in weights:
         target = registry.resolve(new, path)
         if target is None:
@@ -114,21 +114,27 @@ def _rebuild(layer, cls, config, weights, effective=False):
     return new
 
 
-def _copy(layer):
+def copy_layer(layer):
     """A fresh copy of `layer` with the same weights (clone_model would re-initialise them)."""
     new = layer.__class__.from_config(layer.get_config())
-    _build_like(new, layer)
+    build_like(new, layer)
     new.set_weights(layer.get_weights())
     return new
 
 
-def _build_like(new, layer):
+def build_like(new, layer):
+    """Builds `new` with `layer`'s build config, so weights can be assigned before cloning."""
     build_config = layer.get_build_config()
     if layer.built and build_config:
         new.build_from_config(build_config)
 
 
-def _clone(model, clone_function):
+def clone_layers(model, clone_function):
+    """`keras.models.clone_model`, recursive into nested models, with a clear subclass error.
+
+    Registry hooks (`Entry.to_masked` / `to_stock`) build their layers with `rebuild`,
+    `copy_layer` and `build_like`; this clones the whole model with such a function.
+    """
     try:
         return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
     except ValueError as error:
@@ -140,7 +146,8 @@ def _clone(model, clone_function):
         raise
 
 
-def _check_model(model, verb):
+def check_model(model, verb):
+    """Raises a TypeError naming `tfprune.<verb>` unless `model` is a Keras model."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"tfprune.{verb} expects a keras.Model (Sequential or functional). "

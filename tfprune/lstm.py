@@ -47,7 +47,7 @@ def lstm_layers(model, layers=None):
         TypeError: `model` is not a Keras model.
         ValueError: a requested layer is missing or is not an LSTM (the message names it).
     """
-    convert._check_model(model, "lstm")
+    convert.check_model(model, "lstm")
     found = [layer for layer in model._flatten_layers(include_self=False) if _is_lstm(layer)]
     if layers is None:
         return found
@@ -165,14 +165,14 @@ def prune_hidden_state(
         if isinstance(layer, MaskedLSTM):
             return _same_weights(layer, MaskedLSTM, config)
         config["prune_weights"] = False
-        return convert._rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
+        return convert.rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
 
     def clone(layer):
         if isinstance(layer, keras.layers.Bidirectional) and layer.forward_layer in selected:
             return _rewrap(layer, convert_one)
-        return convert_one(layer) if layer in selected else convert._copy(layer)
+        return convert_one(layer) if layer in selected else convert.copy_layer(layer)
 
-    new = convert._clone(model, clone)
+    new = convert.clone_layers(model, clone)
     names = [layer.name for layer in selected]
     calibrate(new, data, target, names, tolerance, batch_size=batch_size)
     return new, measure(new, data, batch_size)
@@ -355,7 +355,7 @@ def _search(model, layer, data, target, tolerance, max_steps, batch_size):
 
 def _same_weights(layer, cls, config):
     new = cls.from_config(config)
-    convert._build_like(new, layer)
+    convert.build_like(new, layer)
     new.set_weights(layer.get_weights())
     return new
 
@@ -367,7 +367,7 @@ def _rewrap(bidirectional, convert_half):
     del config["layer"], config["backward_layer"]
     fresh = [type(half).from_config(half.get_config()) for half in halves]
     new = keras.layers.Bidirectional(fresh[0], backward_layer=fresh[1], **config)
-    convert._build_like(new, bidirectional)
+    convert.build_like(new, bidirectional)
     for target, source in zip(_halves(new), halves):
         target.set_weights(source.get_weights())
     return new
@@ -384,25 +384,25 @@ def _lstm_to_stock(layer):
     for key in layer.masking_config():
         config.pop(key)
     if layer.hidden_state == "off":
-        return convert._rebuild(layer, keras.layers.LSTM, config, LSTM_WEIGHTS, effective=True)
+        return convert.rebuild(layer, keras.layers.LSTM, config, LSTM_WEIGHTS, effective=True)
     threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
     config.update(chunk=layer.chunk, hidden_threshold=threshold)
-    return convert._rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
+    return convert.rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
 
 
 def _bidirectional_to_masked(layer, options):
     if type(layer.forward_layer) is not keras.layers.LSTM:
-        return convert._copy(layer)
+        return convert.copy_layer(layer)
     def to_masked(half):
         config = {**half.get_config(), **options}
-        return convert._rebuild(half, MaskedLSTM, config, LSTM_WEIGHTS)
+        return convert.rebuild(half, MaskedLSTM, config, LSTM_WEIGHTS)
 
     return _rewrap(layer, to_masked)
 
 
 def _bidirectional_to_stock(layer):
     if type(layer.forward_layer) is not MaskedLSTM:
-        return convert._copy(layer)
+        return convert.copy_layer(layer)
     return _rewrap(layer, _lstm_to_stock)
 
 

@@ -109,7 +109,7 @@ def remove_dead_units(model, data=None, batch_size=None):
     Raises:
         TypeError: `model` is not a Keras model.
     """
-    convert._check_model(model, "lstm.remove_dead_units")
+    convert.check_model(model, "lstm.remove_dead_units")
     lstms = [layer for layer in model.layers if _is_lstm(layer)]
     if data is not None:
         for layer in lstms:
@@ -138,9 +138,9 @@ def remove_dead_units(model, data=None, batch_size=None):
 
     def clone(layer):
         plan = plans.get(id(layer))
-        return convert._copy(layer) if plan is None else _shrink(layer, *plan)
+        return convert.copy_layer(layer) if plan is None else _shrink(layer, *plan)
 
-    return convert._clone(model, clone), report
+    return convert.clone_layers(model, clone), report
 
 
 # Internals -------------------------------------------------------------------------------------
