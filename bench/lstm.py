@@ -456,7 +456,7 @@ def parse_args(argv):
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, help="dense and DST epochs (default 10; 1 with --quick)")
     parser.add_argument("--finetune-epochs", type=int, help="after hidden-state pruning (default 1)")
-    parser.add_argument("--targets", default="0.6,0.8", help="hidden-state sparsity targets, comma-separated")
+    parser.add_argument("--targets", default="0.4,0.5,0.6,0.8", help="hidden-state sparsity targets, comma-separated")
     parser.add_argument("--rounds", default="1,4", help="hidden-state calibrations per fine-tune epoch, comma-separated: one row per target and value (default 1,4)")
     parser.add_argument("--only", help="comma-separated row kinds to run: dense, dst, step_time, hidden, export, latency")
     parser.add_argument("--batch-size", type=int, default=100)
