@@ -41,13 +41,17 @@ EXPORTS = {
     "compact+sparse": {"sparse": True, "compact": True},
     "compact+sparse dynamic": {"sparse": True, "compact": True, "quantize": "dynamic"},
     "compact+sparse int8": {"sparse": True, "compact": True, "quantize": "int8"},
+    "compact dynamic": {"sparse": False, "compact": True, "quantize": "dynamic"},
     "dynamic": {"sparse": False, "compact": False, "quantize": "dynamic"},
     "int8": {"sparse": False, "compact": False, "quantize": "int8"},
 }
 EXPORT_ROWS = {
     "dense": ("float", "dynamic", "int8"),
-    "dst": ("float", "sparse", "compact+sparse", "compact+sparse dynamic", "compact+sparse int8"),
-    "hidden": ("compact+sparse", "compact+sparse dynamic", "compact+sparse int8"),
+    "dst": (
+        "float", "sparse", "compact+sparse", "compact+sparse dynamic", "compact dynamic",
+        "compact+sparse int8",
+    ),
+    "hidden": ("compact+sparse", "compact+sparse dynamic", "compact dynamic", "compact+sparse int8"),
 }
 
 
