@@ -312,6 +312,7 @@ def export_one(model_path, path, options, x_verify, x_calibration, latency_runs)
             limit += nonzero * (kernel_bytes if variable.name in KERNELS else 4)
     figures = report.to_dict()
     del figures["tensors"], figures["layers"]
+    figures["export_batch_size"] = figures.pop("batch_size")  # the record's is the training batch
     return {
         **figures,
         "limit_bytes": limit,
@@ -528,7 +529,11 @@ def main(argv=None):
         tqdm.write(f"{label} ...")
         start = time.perf_counter()
         try:
-            record.update(fn(ctx), status="ok")
+            result = fn(ctx)
+            clash = sorted(set(result) & set(record))
+            if clash:
+                raise KeyError(f"the row's figures would overwrite the record's keys {clash}")
+            record.update(result, status="ok")
         except Exception:
             record.update(status="failed", error=traceback.format_exc(limit=8)[-4000:])
             failures += 1
