@@ -331,6 +331,8 @@ def row_latency(ctx):
 
     done = [r for r in ctx["records"] if r["status"] == "ok" and same_setup(r, ctx["settings"])]
     exports = {r["run"]: r for r in done if r["method"] == "export" and Path(r["path"]).exists()}
+    if not exports:
+        raise RuntimeError("no exported file of this setup to time: run the export rows first")
     sample = ctx["arrays"]["x_test"][:1]
     interpreters = {}
     for label, record in exports.items():
