@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfprune.controller import SparsityController
-from tfprune.layers.base import masked_layers
+from tfprune.layers.base import masked_layers, sparsity_of
 
 
 class DynamicPrune(keras.callbacks.Callback):
@@ -135,7 +135,7 @@ class DynamicPrune(keras.callbacks.Callback):
         figures = {}
         for layer in self._layers:
             figures.update(layer.pruning_logs())
-        figures["sparsity"] = _sparsity(self._layers)
+        figures["sparsity"] = sparsity_of(self._layers)
         shared = self._groups.get(None, ([], None))[1]
         figures["alpha"] = shared.alpha if shared else _read(self._layers[-1].alpha)
         for name in self.layer_targets:
@@ -186,7 +186,7 @@ class DynamicPrune(keras.callbacks.Callback):
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
         progress = (self._epoch * steps + batch + 1) / (epochs * steps)
         for layers, controller in self._groups.values():
-            self._set_alpha(layers, controller.update(progress, _sparsity(layers)))
+            self._set_alpha(layers, controller.update(progress, sparsity_of(layers)))
 
     def _apply_reset_rule(self):
         """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
@@ -205,11 +205,6 @@ class DynamicPrune(keras.callbacks.Callback):
 
 def _read(variable):
     return float(keras.ops.convert_to_numpy(variable))
-
-
-def _sparsity(layers):
-    counts = [c for layer in layers for c in layer.weight_counts().values()]
-    return 1.0 - sum(c[1] for c in counts) / sum(c[0] for c in counts)
 
 
 def _check_alpha(value):

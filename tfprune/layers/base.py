@@ -91,9 +91,7 @@ class MaskedMixin:
 
     def sparsity(self):
         """Share of this layer's masked-kernel weights that are zero."""
-        counts = self.weight_counts().values()
-        size = sum(c[0] for c in counts)
-        return 1.0 - sum(c[1] for c in counts) / size
+        return sparsity_of([self])
 
     def pruning_logs(self):
         """The figures `DynamicPrune` writes into `logs` for this layer."""
@@ -109,6 +107,12 @@ class MaskedMixin:
     def masking_config(self):
         granularity = self.granularity
         return {"granularity": list(granularity) if isinstance(granularity, tuple) else granularity}
+
+
+def sparsity_of(layers):
+    """Share of zero weights over every masked kernel of `layers` taken together."""
+    counts = [c for layer in layers for c in layer.weight_counts().values()]
+    return 1.0 - sum(c[1] for c in counts) / sum(c[0] for c in counts)
 
 
 def masked_layers(model):
