@@ -130,9 +130,11 @@ def test_sparse_quantized_hidden_state_lstm_exports_on_builtin_kernels(tmp_path)
     )
     assert report.parity.passed
     assert "builtin kernels" in report.runtime_note
-    # The hidden-state counters stay in Keras: no variable updates in the file.
+    # The hidden-state counters stay in Keras: no variable updates in the file...
     assert not {"VAR_HANDLE", "ASSIGN_VARIABLE"} & set(report.operators)
-    assert model.layers[0].records_stats
+    # ...and count again once the export is done.
+    (stats,) = tfprune.lstm.measure(model, x).values()
+    assert stats["steps"] == x.shape[0] * x.shape[1]
 
 
 def test_cli_end_to_end(tmp_path, data):

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 import tflite_export
+from tflite_export.files import check_writable, write_atomically
 
 PROG = "tflite-export"
 # Failures the user can act on: reported as one message, not a traceback.
@@ -41,6 +42,11 @@ def build_parser():
         "also used to verify",
     )
     parser.add_argument(
+        "--verify-data",
+        help="a .npy array of inputs to compare Keras and LiteRT on, shaped (samples, "
+        "*input_shape) (default: the calibration data, else random inputs)",
+    )
+    parser.add_argument(
         "--batch-size", type=int, help="static batch (default: 1 for RNNs, else dynamic)"
     )
     parser.add_argument("--report", help="also write the report as JSON to this path")
@@ -65,31 +71,38 @@ def main(argv=None):
 def run(args):
     """Loads the inputs named by `args`, exports, writes the JSON report; returns the report."""
     for path in filter(None, (args.output, args.report)):
-        tflite_export.check_writable(path)
+        check_writable(path)
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"Model file '{args.model}' does not exist. Pass a .keras file.")
-    calibration = None
-    if args.calibration:
-        if not args.calibration.endswith(".npy"):
-            raise ValueError(
-                f"--calibration takes a .npy file. Received: {args.calibration!r}. Save with "
-                "numpy.save('calib.npy', x) (single-input models; use the Python API otherwise)."
-            )
-        calibration = np.load(args.calibration)
+    calibration = _load_array("--calibration", args.calibration, "calib.npy")
+    verify_data = _load_array("--verify-data", args.verify_data, "verify.npy")
     report = tflite_export.export(
         _load(args.model),
         args.output,
         sparse=not args.no_sparse,
         quantize=args.quantize,
         representative_data=calibration,
+        verify_data=verify_data,
         batch_size=args.batch_size,
         compact=not args.no_compact,
         latency_runs=args.latency_runs,
     )
     if args.report:
         text = json.dumps(report.to_dict(), indent=2, default=_json_value)
-        tflite_export.write_atomically(args.report, text.encode())
+        write_atomically(args.report, text.encode())
     return report
+
+
+def _load_array(flag, path, example):
+    """The array in the .npy file `path`, or None when the flag was not given."""
+    if not path:
+        return None
+    if not path.endswith(".npy"):
+        raise ValueError(
+            f"{flag} takes a .npy file. Received: {path!r}. Save with "
+            f"numpy.save('{example}', x) (single-input models; use the Python API otherwise)."
+        )
+    return np.load(path)
 
 
 def _load(path):

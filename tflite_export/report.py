@@ -27,9 +27,16 @@ class ExportReport:
         layers: one `LayerKernel` per weight tensor: its Keras layer, whether it runs a sparse
             kernel, and why (or why not).
         parity: Keras vs LiteRT agreement.
-        latency_ms: median `invoke()` time under the LiteRT interpreter (one thread).
-        dense_latency_ms: the same for the dense export, under the same runtime.
+        latency_ms: median `invoke()` time under the LiteRT interpreter (one thread), the
+            fastest of a few rounds alternating with the dense export (`timing`).
+        dense_latency_ms: the same for the dense export, under its own runtime.
         latency_batch: the batch size latency was measured at.
+        params: values of every weight of the model as converted (biases included).
+        nonzero_params: the nonzero ones: what any file must store at least.
+        physical_limit_bytes: `nonzero_params` times the bytes a stored value takes (1 for
+            `"dynamic"` and `"int8"`, 4 for float): the size no encoding can go below.
+        weights: `tfprune.sparsity_report(model as converted).to_dict()`: params and nonzeros
+            per kernel.
         runtime_note: empty when the file runs under LiteRT's default runtime (XNNPACK);
             otherwise why and how it must be run on builtin kernels.
         compaction: `tfprune.compact`'s report as a dict, or None if compaction was off.
@@ -48,6 +55,10 @@ class ExportReport:
     latency_ms: float
     dense_latency_ms: float
     latency_batch: int
+    params: int
+    nonzero_params: int
+    physical_limit_bytes: int
+    weights: dict
     runtime_note: str = ""
     compaction: dict | None = None
 
@@ -56,9 +67,18 @@ class ExportReport:
         """How many times smaller than the dense export the file is."""
         return self.dense_size_bytes / self.size_bytes
 
+    @property
+    def size_over_limit(self):
+        """How many times the physical limit the file takes (None when no weight is nonzero)."""
+        return self.size_bytes / self.physical_limit_bytes if self.physical_limit_bytes else None
+
     def to_dict(self):
-        """A JSON-serialisable dict of every field, plus `compression`."""
-        return {**dataclasses.asdict(self), "compression": self.compression}
+        """A JSON-serialisable dict of every field, plus `compression` and `size_over_limit`."""
+        return {
+            **dataclasses.asdict(self),
+            "compression": self.compression,
+            "size_over_limit": self.size_over_limit,
+        }
 
     def __str__(self):
         parity = self.parity
@@ -70,6 +90,9 @@ class ExportReport:
             f"TFLite export: {self.path}",
             f"  file size    {_kb(self.size_bytes)}  (dense export {_kb(self.dense_size_bytes)}: "
             f"{self.compression:.2f}x)",
+            f"  weights      {self.nonzero_params:,} of {self.params:,} nonzero (kernels "
+            f"{self.weights['sparsity']:.1%} sparse); physical limit "
+            f"{_kb(self.physical_limit_bytes)}" + _times(self.size_over_limit),
             f"  settings     sparse={self.sparse}, quantize={self.quantize}, "
             f"batch={'dynamic' if self.batch_size is None else self.batch_size}",
             "  operators    " + ", ".join(f"{n} x{c}" for n, c in self.operators.items()),
@@ -110,3 +133,7 @@ class ExportReport:
 
 def _kb(size):
     return f"{size / 1024:,.1f} KiB"
+
+
+def _times(ratio):
+    return "" if ratio is None else f" (file {ratio:.2f}x that)"

@@ -1,4 +1,4 @@
-"""Keras vs LiteRT parity, and batch-1 latency under the LiteRT interpreter.
+"""Keras vs LiteRT parity: the samples to compare on, the runtime, the comparison rule.
 
 Every invocation starts from reset variables: a fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its
 state between invokes, which would make the second sample depend on the first.
@@ -6,7 +6,6 @@ state between invokes, which would make the second sample depend on the first.
 
 import dataclasses
 import re
-import time
 
 import keras
 import numpy as np
@@ -20,12 +19,10 @@ QUANTIZED_TOLERANCE = 0.1
 MIN_AGREEMENT = 0.9
 # Random samples drawn when no verification data is given.
 DEFAULT_SAMPLES = 16
-# One thread: latencies comparable across runs on a shared machine.
+# Verification samples borrowed from representative_data when no verify_data is given.
+BORROWED_VERIFY_SAMPLES = 64
+# Interpreter threads for the runtime probe and verification, as the timer's default.
 NUM_THREADS = 1
-
-
-class ParityError(RuntimeError):
-    """The TFLite model's outputs differ from the Keras model's beyond the tolerance."""
 
 
 @dataclasses.dataclass
@@ -50,6 +47,39 @@ class Parity:
     criterion: str
     threshold: float
     passed: bool
+
+
+def select_samples(model, representative_data, verify_data, batch_size):
+    """The calibration inputs and the inputs to verify on, each one array per model input.
+
+    Verification uses `verify_data`, else the first `BORROWED_VERIFY_SAMPLES` calibration
+    samples, else `DEFAULT_SAMPLES` random ones.
+
+    Args:
+        model: the Keras model.
+        representative_data: calibration data as `export` takes it, or None.
+        verify_data: verification data as `export` takes it, or None.
+        batch_size: the static batch, or None.
+
+    Returns:
+        `(calibration, samples)`: lists of arrays (`calibration` is None without
+        `representative_data`).
+
+    Raises:
+        ValueError: either data does not fit the model (see `sample_inputs`).
+    """
+    calibration = None
+    if representative_data is not None:
+        calibration = sample_inputs(model, representative_data, batch_size, "representative_data")
+    if verify_data is not None:
+        samples = sample_inputs(model, verify_data, batch_size)
+    elif calibration is not None:
+        samples = sample_inputs(
+            model, [x[:BORROWED_VERIFY_SAMPLES] for x in calibration], batch_size
+        )
+    else:
+        samples = sample_inputs(model, None, batch_size)
+    return calibration, samples
 
 
 def sample_inputs(model, data, batch_size, what="verify_data"):
@@ -207,41 +237,6 @@ def parity(expected, actual, quantized):
         threshold=threshold,
         passed=bool(passed),
     )
-
-
-def median_latency_ms(content, resolver, model, sample, runs=50, warmup=5):
-    """Median wall time of one `invoke()` at batch 1 (or the static batch).
-
-    Args:
-        content: the .tflite bytes.
-        resolver: the `OpResolverType` from `choose_runtime`.
-        model: the Keras model (its input names key the signature).
-        sample: inputs (list of arrays, model.inputs order), at least one batch.
-        runs: timed invocations.
-        warmup: untimed invocations first (allocations, XNNPACK weight packing).
-
-    Returns:
-        `(median milliseconds, batch size)`.
-    """
-    interpreter = _interpreter(content, resolver)
-    runner = interpreter.get_signature_runner()
-    index = {name: d["index"] for name, d in runner.get_input_details().items()}
-    del runner  # a live runner makes the interpreter refuse resize and invoke
-    details = interpreter.get_input_details()
-    batch = max((int(d["shape"][0]) for d in details if d["shape_signature"][0] != -1), default=1)
-    for t, x in zip(model.inputs, sample):
-        interpreter.resize_tensor_input(index[t.name], [batch, *x.shape[1:]])
-    interpreter.allocate_tensors()
-    for t, x in zip(model.inputs, sample):
-        interpreter.set_tensor(index[t.name], x[:batch])
-    times = []
-    for i in range(warmup + runs):
-        interpreter.reset_all_variables()
-        start = time.perf_counter()
-        interpreter.invoke()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1000.0, batch
 
 
 def _interpreter(content, resolver):

@@ -1,0 +1,164 @@
+"""`export()`: prepare (strip, compact) -> convert -> verify -> time -> report -> write.
+
+Every stage that can fail runs before the write, so a failed export leaves nothing behind.
+"""
+
+import os
+import warnings
+
+import tfprune
+from tflite_export.arguments import check_arguments, export_batch_size
+from tflite_export.convert import BYTES_PER_VALUE, to_tflite
+from tflite_export.errors import ParityError, parity_failure
+from tflite_export.files import check_writable, write_atomically
+from tflite_export.inspect import read_flatbuffer
+from tflite_export.kernels import layer_kernels, misaligned_blocks
+from tflite_export.report import ExportReport
+from tflite_export.timing import median_latency_us
+from tflite_export.verify import (
+    choose_runtime,
+    keras_outputs,
+    parity,
+    select_samples,
+    tflite_outputs,
+)
+from tfprune.counts import stored_params
+from tfprune.layers import masked_layers
+
+# Alternating timing rounds of the file and its dense encoding: fewer than a benchmark's, so
+# export stays quick, but enough that one busy moment on the machine does not decide.
+LATENCY_ROUNDS = 3
+
+
+def export(
+    model,
+    path,
+    *,
+    sparse=True,
+    quantize=None,
+    representative_data=None,
+    batch_size=None,
+    verify_data=None,
+    compact=True,
+    latency_runs=50,
+):
+    """Strips, compacts, converts, verifies and writes `model` as a .tflite file.
+
+    The file appears only if conversion and parity succeed; on any failure nothing is left at
+    `path` (an existing file there is kept unchanged).
+
+    Args:
+        model: a Sequential or functional `keras.Model`, with tfprune layers or stock ones.
+        path: where to write the .tflite file.
+        sparse: store sparse weights sparsely (`Optimize.EXPERIMENTAL_SPARSITY`). Unstructured
+            sparsity (CSR) is expanded at load time (smaller file, same speed); 1x4 blocks in
+            float Dense layers run TFLite's sparse kernel.
+        quantize: None (float32), `"dynamic"` (int8 weights) or `"int8"` (integer kernels,
+            float inputs and outputs; needs `representative_data`).
+        representative_data: calibration inputs for `"int8"`: an array (single-input model) or
+            a list of arrays, shaped `(samples, *input_shape)`. Its first samples also serve as
+            verification data when `verify_data` is None.
+        batch_size: static batch size of the exported model. None: 1 if the model holds a
+            recurrent layer (Keras RNNs convert only with a static batch), else dynamic.
+        verify_data: inputs to compare Keras and LiteRT on, shaped like `representative_data`.
+            None: `representative_data`, else 16 standard-normal samples.
+        compact: remove dead units with `tfprune.compact` before conversion.
+        latency_runs: timed `invoke()` calls a round; the file and its dense encoding are
+            timed in `LATENCY_ROUNDS` alternating rounds (`median_latency_us`).
+
+    Returns:
+        An `ExportReport`; `print(report)` shows a table, `report.to_dict()` is JSON-ready.
+
+    Raises:
+        TypeError: `model` is not a Keras model.
+        ValueError: an invalid argument, or `"int8"` without `representative_data`.
+        OSError: `path` cannot be written (checked before any conversion).
+        ConversionError: the converter rejected a layer; the message names it and the fix.
+        ParityError: the .tflite outputs differ from Keras beyond the tolerance.
+
+    >>> report = tflite_export.export(model, "model.tflite", quantize="dynamic")
+    """
+    check_arguments(model, quantize, representative_data, batch_size, latency_runs)
+    path = os.fspath(path)
+    check_writable(path)
+    batch_size = export_batch_size(model, batch_size)
+    calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
+
+    prepared, compaction = _prepare(model, compact)
+    content, dense_content = _convert(prepared, sparse, quantize, batch_size, calibration)
+    info = read_flatbuffer(content)
+    result, runtime_note = _verify(
+        model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize, path=path
+    )
+    latency_batch = batch_size or 1
+    latency_ms, dense_latency_ms = _time(
+        content, dense_content, [x[:latency_batch] for x in samples], latency_runs
+    )
+    report = ExportReport(
+        path=path,
+        size_bytes=len(content),
+        dense_size_bytes=len(dense_content),
+        sparse=sparse,
+        quantize=quantize,
+        batch_size=batch_size,
+        operators=info.operators,
+        tensors=info.tensors,
+        layers=layer_kernels(info.tensors, prepared, sparse),
+        parity=result,
+        latency_ms=latency_ms,
+        dense_latency_ms=dense_latency_ms,
+        latency_batch=latency_batch,
+        runtime_note=runtime_note,
+        compaction=compaction,
+        **_weight_figures(prepared, quantize),
+    )
+    write_atomically(path, content)
+    return report
+
+
+def _prepare(model, compact):
+    """The model to convert, masks folded into plain weights (`compact` strips them itself)."""
+    if compact:
+        prepared, compaction = tfprune.compact(model)
+        return prepared, compaction.to_dict()
+    return (tfprune.strip(model) if masked_layers(model) else model), None
+
+
+def _convert(prepared, sparse, quantize, batch_size, calibration):
+    """The file's bytes, and the same model without sparse encoding (the size baseline)."""
+    settings = dict(quantize=quantize, batch_size=batch_size, calibration=calibration)
+    content = to_tflite(prepared, sparse=sparse, **settings)
+    return content, (to_tflite(prepared, sparse=False, **settings) if sparse else content)
+
+
+def _verify(model, prepared, content, info, samples, *, batch_size, quantize, path):
+    """Parity of the file with the Keras model; `(Parity, runtime note)` or a `ParityError`."""
+    resolver, runtime_note = choose_runtime(content, info.tensors)
+    if runtime_note:
+        warnings.warn(f"{path}: {runtime_note}", stacklevel=3)
+    result = parity(
+        keras_outputs(model, samples),
+        tflite_outputs(content, resolver, prepared, samples, batch_size),
+        quantized=quantize is not None,
+    )
+    if not result.passed:
+        raise ParityError(parity_failure(result, path, quantize, misaligned_blocks(info.tensors)))
+    return result, runtime_note
+
+
+def _time(content, dense_content, inputs, runs):
+    """Milliseconds of the file and of its dense encoding, timed side by side."""
+    contents = [content] if dense_content is content else [content, dense_content]
+    best_us, _ = median_latency_us(contents, inputs, rounds=LATENCY_ROUNDS, runs=runs)
+    return best_us[0] / 1000, best_us[-1] / 1000
+
+
+def _weight_figures(prepared, quantize):
+    """What the converted model holds: all weights, nonzeros, their physical size, per kernel."""
+    params, nonzero = stored_params(prepared)
+    return dict(
+        params=params,
+        nonzero_params=nonzero,
+        physical_limit_bytes=nonzero * BYTES_PER_VALUE[quantize],
+        weights=tfprune.sparsity_report(prepared).to_dict(),
+    )
