@@ -11,7 +11,7 @@ import tfprune
 from tflite_export.convert import to_tflite
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
-from tfprune.compact import block_width
+from tfprune.channel_graph import block_width
 from tfprune.data import load_digits
 from tfprune.layers import MaskedDense, masked_layers
 from tfprune.models import lenet5_caffe, lenet_300_100

@@ -235,7 +235,8 @@ def test_report_table_and_dict():
     assert "d1" in text and "16" in text and "11" in text and "params:" in text
     as_dict = report.to_dict()
     assert as_dict["layers"][0] == {
-        "name": "d1", "units_before": 16, "units_after": 11, "removed": [1, 3, 5, 7, 9]
+        "name": "d1", "units_before": 16, "units_after": 11, "removed": [1, 3, 5, 7, 9],
+        "by_data": [],
     }
     assert as_dict["params_after"] < as_dict["params_before"]
 
@@ -250,7 +251,7 @@ def test_masked_models_are_stripped_first(monkeypatch):
         calls.append(model)
         return stock
 
-    monkeypatch.setitem(sys.modules, "tfprune.convert", types.SimpleNamespace(strip=strip))
+    monkeypatch.setattr(sys.modules["tfprune.compact"], "strip", strip)
     new_model, report = compact(masked)
     assert calls == [masked]
     assert _removed(report)["d1"] == [1, 3, 5, 7, 9]

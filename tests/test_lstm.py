@@ -299,7 +299,7 @@ def test_strip_keeps_hidden_state_pruning():
     layer = stripped.get_layer("l1")
     assert type(layer) is HiddenStatePrunedLSTM
     assert type(stripped.get_layer("bi").forward_layer) is HiddenStatePrunedLSTM
-    assert layer.cell.initial_hidden_threshold == pytest.approx(
+    assert layer.get_config()["hidden_threshold"] == pytest.approx(
         float(pruned.get_layer("l1").cell.hidden_threshold)
     )
     np.testing.assert_allclose(stripped.predict(X, verbose=0), pruned.predict(X, verbose=0), atol=1e-5)
@@ -340,24 +340,27 @@ def _model_with_dead_units():
     return model
 
 
-def test_remove_dead_units_keeps_outputs():
+def test_compact_with_data_removes_never_active_units():
     model = _model_with_dead_units()
     data = _normal(32, 6, 5, seed=3)
-    small, report = tfprune.lstm.remove_dead_units(model, data)
-    first, second = model.layers[1].name, "second"
-    assert report[first]["removed"] == [4, 5, 6, 7] and report[first]["by_data"] == [4, 5, 6, 7]
-    assert report[second]["removed"] == [2] and report[second]["by_data"] == []
+    small, report = tfprune.compact(model, data=data)
+    rows = {row.name: row for row in report.layers}
+    first = rows[model.layers[1].name]
+    assert first.removed == [4, 5, 6, 7] and first.by_data == [4, 5, 6, 7]
+    assert rows["second"].removed == [2] and rows["second"].by_data == []
     assert small.layers[1].cell.units == 4 and small.get_layer("second").cell.units == 7
     assert small.get_layer("second").cell.kernel.shape == (4, 28)
     assert small.get_layer("head").kernel.shape == (7, 3)
     np.testing.assert_allclose(small.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-5)
 
 
-def test_remove_dead_units_without_data_uses_structure_only():
+def test_compact_without_data_uses_structure_only():
     model = _model_with_dead_units()
-    _, report = tfprune.lstm.remove_dead_units(model)
-    assert report[model.layers[1].name]["removed"] == []
-    assert report["second"]["removed"] == [2]
+    model.predict(_normal(32, 6, 5, seed=3), verbose=0)  # counters filled, but no data given
+    _, report = tfprune.compact(model)
+    rows = {row.name: row for row in report.layers}
+    assert rows[model.layers[1].name].removed == []
+    assert rows["second"].removed == [2]
 
 
 def test_compact_shrinks_lstms():

@@ -6,12 +6,12 @@
 >>> tflite_export.export(model, "model.tflite")
 """
 
-from tfprune import layers, registry
+from tfprune import kinds  # noqa: F401  fills the registry with every built-in layer kind
+from tfprune import layers, lstm, registry, surgery
 from tfprune.callbacks import DynamicPrune
 from tfprune.compact import compact
 from tfprune.convert import prunable, strip
 from tfprune.report import sparsity_report
-from tfprune import lstm  # also registers LSTM and Bidirectional with the registry
 
 __all__ = [
     "DynamicPrune",
@@ -22,5 +22,6 @@ __all__ = [
     "registry",
     "sparsity_report",
     "strip",
+    "surgery",
 ]
 __version__ = "0.1.0"

@@ -1,7 +1,11 @@
-"""`python -m tfprune demo`: train LeNet-300-100 dense and with DST, compare, export to TFLite."""
+"""`python -m tfprune demo`: train LeNet-300-100 dense and with DST, compare, export to TFLite.
+
+The export runs the export package's CLI in a child process, so the core imports nothing above it.
+"""
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -47,6 +51,7 @@ def _train(model, data, args, callbacks=()):
 
 def demo(args):
     import keras
+    import numpy as np
 
     import tfprune
     from tfprune.data import load_dataset
@@ -77,19 +82,40 @@ def demo(args):
     print(report)
 
     os.makedirs(args.out, exist_ok=True)
-    keras_path = os.path.join(args.out, "lenet_300_100_dst.keras")
-    masked.save(keras_path)
-    print(f"\nSaved the masked model to {keras_path}")
-    _export(masked, data, os.path.join(args.out, "lenet_300_100_dst.tflite"))
-    return 0
+    stem = os.path.join(args.out, "lenet_300_100_dst")
+    masked.save(f"{stem}.keras")
+    np.save(f"{stem}_verify.npy", data.x_test[:64])
+    print(f"\nSaved the masked model to {stem}.keras")
+    return export_with_cli(
+        f"{stem}.keras", f"{stem}.tflite", f"{stem}_report.json", f"{stem}_verify.npy"
+    )
 
 
-def _export(model, data, path):
-    import tflite_export
+def export_with_cli(keras_path, tflite_path, report_path, verify_path):
+    """Exports a saved model with the export CLI in a child process, its output shown as it runs.
 
-    print(f"\n== TFLite export: {path} ==")
-    result = tflite_export.export(model, path, verify_data=data.x_test[:64])
-    print(result)
+    Args:
+        keras_path: the saved .keras model.
+        tflite_path: the .tflite file to write.
+        report_path: where the CLI writes its report as JSON.
+        verify_path: a .npy array of inputs to check Keras and LiteRT agree on.
+
+    Returns:
+        The CLI's exit code: 0 on success.
+    """
+    command = [
+        sys.executable, "-m", "tflite_export", keras_path, "-o", tflite_path,
+        "--report", report_path, "--verify-data", verify_path,
+    ]  # fmt: skip
+    print(f"\n== TFLite export: {' '.join(command[1:])} ==", flush=True)
+    code = subprocess.run(command).returncode
+    if code:
+        print(
+            f"tfprune demo: the TFLite export failed (exit code {code}; its error is above). "
+            f"The pruned model is saved in {keras_path}: rerun the command above to retry.",
+            file=sys.stderr,
+        )
+    return code
 
 
 def main(argv=None):

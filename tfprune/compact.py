@@ -1,47 +1,26 @@
-"""`compact(model)`: physically remove the dead units and filters of a pruned Keras model.
+"""`compact(model)`: physically remove the dead units, filters and hidden units of a pruned model.
 
-A unit (Dense neuron, conv filter, depthwise channel) is dead when its value no longer matters:
-every weight that reads it is zero, or it outputs a constant (`activation(bias)` when all its
-incoming weights are zero) whose contribution the next layer's bias can absorb exactly. The
-compacted model computes the same outputs as the original.
+A unit (Dense neuron, conv filter, depthwise channel, LSTM hidden unit) is dead when its value no
+longer matters: every weight that reads it is zero, or it outputs a constant (`activation(bias)`
+when all its incoming weights are zero) whose contribution the next layer's bias can absorb
+exactly. The compacted model computes the same outputs as the original. With `data`, LSTM hidden
+units that hidden-state pruning never kept on that data go too (exact on that data).
 
-How it works: every position on the last (channel) axis of every tensor in the functional graph
-is a node. Layers that carry channels through (BatchNormalization, activations, pooling, Add,
-Concatenate, Flatten, Reshape, DepthwiseConv) tie positions together: tied positions are removed
-together or not at all. Model inputs and outputs, and any layer without a rule, keep every
-position. A group of tied positions goes when each weight layer reading it either has zero
-weights from it to its kept units, or can fold its constant into its bias (Dense always; Conv
-only with 'valid' padding or a zero constant). A Dense layer whose kernel is sparse in 1x4 or
-1x16 input blocks has its inputs removed in whole aligned blocks only, so TFLite's block-sparse
-kernel still applies. The per-layer rules live in `tfprune.surgery`:
-`register_unit_surgery` and `register_channel_op` add a layer kind (e.g. LSTM hidden units).
-
-Not compacted: nested models and shared layers (called more than once) are copied unchanged and
-keep every position they touch; channels-first layouts, grouped convolutions, SeparableConv,
-Conv*Transpose, LayerNormalization, softmax activations and any unregistered layer likewise.
+The decision is taken on `tfprune.channel_graph.Graph`; the per-layer rules come from the
+registry (`tfprune.kinds`). Not compacted: nested models and shared layers (called more than
+once) are copied unchanged and keep every position they touch; channels-first layouts, grouped
+convolutions, SeparableConv, Conv*Transpose, LayerNormalization, softmax activations, LSTMs
+inside Bidirectional and any unregistered layer likewise.
 """
 
 import dataclasses
-from typing import NamedTuple
 
 import keras
-import numpy as np
 
+from tfprune.channel_graph import Graph, LayerCompaction  # noqa: F401  (report rows)
+from tfprune.convert import strip
 from tfprune.layers.base import masked_layers
-from tfprune.surgery import CHANNEL_OPS, UNIT_SURGERY
-
-# Block widths TFLite's sparse FULLY_CONNECTED kernels run (int8 1x16, float 1x4), widest first.
-TFLITE_BLOCKS = (16, 4)
-
-
-@dataclasses.dataclass
-class LayerCompaction:
-    """One layer's channel axis: units before and after, and the removed unit indices."""
-
-    name: str
-    units_before: int
-    units_after: int
-    removed: list
+from tfprune.layers.lstm import HiddenStatePrunedLSTM
 
 
 @dataclasses.dataclass
@@ -97,6 +76,57 @@ def compact(model):
     return new_model, report
 
 
+
+
+def compact(model, data=None, batch_size=None):
+    """Removes dead units, filters, channels and LSTM hidden units; the outputs stay the same.
+
+    Args:
+        model: a built Sequential or functional `keras.Model` whose pruned weights are exact
+            zeros. Models with tfprune masked layers are stripped first (`tfprune.strip`).
+        data: optional calibration inputs (arrays or a `tf.data.Dataset`). With them, LSTM
+            hidden units whose hidden-state chunk was never kept while the model predicted
+            `data` are removed too: exact on that data, an approximation elsewhere (the report's
+            `by_data` lists them). The counters of an unmasked model's LSTMs are refilled.
+        batch_size: forwarded to `predict` with `data`.
+
+    Returns:
+        `(new_model, report)`: the compacted model (the original is not modified) and a
+        `CompactionReport`.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if the model is unbuilt or subclassed (no functional graph to walk).
+
+    >>> small, report = compact(pruned_model)
+    >>> small, report = compact(pruned_model, data=x_calibration)   # also never-active LSTM units
+    >>> print(report)
+    """
+    _check_model(model)
+    if masked_layers(model):
+        model = strip(model)
+    if data is not None:
+        _observe(model, data, batch_size)
+    graph = Graph(model, observed=data is not None)
+    plans, rows = graph.plans(graph.decide())
+    if data is not None:
+        structural = Graph(model)
+        _, plain_rows = structural.plans(structural.decide())
+        plain = {row.name: set(row.removed) for row in plain_rows}
+        for row in rows:
+            row.by_data = sorted(set(row.removed) - plain.get(row.name, set()))
+    new_model = _rebuild(model, plans)
+    return new_model, CompactionReport(rows, model.count_params(), new_model.count_params())
+
+
+def _observe(model, data, batch_size):
+    """Refills the hidden-state counters of `model`'s LSTMs on `data`."""
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, HiddenStatePrunedLSTM):
+            layer.reset_hidden_state_stats()
+    model.predict(data, batch_size=batch_size, verbose=0)
+
+
 def _check_model(model):
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -115,214 +145,6 @@ def _check_model(model):
             "keras.Input or call model.build(input_shape)); subclassed models are not supported, "
             "rebuild them with the functional API."
         )
-
-
-def block_width(usage):
-    """The width N (widest in `TFLITE_BLOCKS`) of a kernel pruned in aligned 1xN input blocks.
-
-    A kernel qualifies when each aligned block of N inputs is all used or all unused by a unit,
-    and some unit keeps some blocks and drops others (a unit-pruned kernel does not).
-
-    Args:
-        usage: `(inputs, units)` bool, input i feeds unit u.
-
-    Returns:
-        N, or None when the kernel has no such structure.
-    """
-    for n in TFLITE_BLOCKS:
-        if usage.shape[0] % n:
-            continue
-        blocks = usage.reshape(usage.shape[0] // n, n, -1)
-        kept = blocks.any(axis=1)
-        if np.array_equal(kept, blocks.all(axis=1)) and np.any(kept.any(0) & ~kept.all(0)):
-            return n
-    return None
-
-
-def _topological_nodes(model):
-    """The Keras nodes between the model's inputs and outputs, producers first."""
-    order, seen = [], set()
-    stack = [(t, False) for t in reversed(model.outputs)]
-    while stack:
-        tensor, expanded = stack.pop()
-        history = tensor._keras_history
-        node = history.operation._inbound_nodes[history.node_index]
-        if expanded:
-            if id(node) not in seen:
-                seen.add(id(node))
-                order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        stack.append((tensor, True))
-        stack.extend((t, False) for t in node.arguments.keras_tensors)
-    return order
-
-
-class _Role(NamedTuple):
-    """What a graph node does to channel positions."""
-
-    kind: str  # "unit" (owns its output units), "link" (carries positions) or "barrier"
-    rule: object = None  # the UnitSurgery or ChannelOp
-    weights: list = ()
-    links: list = ()  # link: [(input index, input positions, output positions)]
-    usage: object = None  # unit: (inputs, units) bool, which input feeds which unit
-    recurrent: object = None  # unit: (units, units) bool for recurrent layers
-
-
-_BARRIER = _Role("barrier")
-
-
-class _Graph:
-    """Channel positions of every tensor, tied into groups, with constants and weight readers."""
-
-    def __init__(self, model):
-        self.nodes = _topological_nodes(model)
-        self.span = {}  # id(tensor) -> position indices of its last axis
-        self.size = 0
-        for node in self.nodes:
-            for t in node.outputs:
-                dim = t.shape[-1] if len(t.shape) > 1 else None
-                n = dim if isinstance(dim, int) else 0
-                self.span[id(t)] = np.arange(self.size, self.size + n)
-                self.size += n
-        self.parent = list(range(self.size))
-        self.fixed = [self.span[id(t)] for t in model.inputs + model.outputs]
-        calls = {}
-        for node in self.nodes:
-            calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
-        self.role = {id(n): self._classify(n, calls[id(n.operation)] > 1) for n in self.nodes}
-        self.root = np.array([self._find(i) for i in range(self.size)], dtype=int)
-        self.const = self._constants()
-
-    def _find(self, i):
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def _tie(self, a, b):
-        for i, j in zip(a.tolist(), b.tolist()):
-            self.parent[self._find(i)] = self._find(j)
-
-    def _tie_blocks(self, positions, usage):
-        """Ties the inputs of a 1xN block-sparse kernel in aligned groups of N.
-
-        Removing inputs one by one would shift the blocks off TFLite's grid (no sparse kernel)
-        or leave an input count N does not divide, which TFLite's block kernel miscomputes.
-        """
-        n = block_width(usage)
-        if n:
-            groups = positions.reshape(-1, n)
-            for k in range(1, n):
-                self._tie(groups[:, k], groups[:, 0])
-
-    def _ins(self, node):
-        return node.arguments.keras_tensors
-
-    def _classify(self, node, shared):
-        layer, ins, outs = node.operation, self._ins(node), node.outputs
-        if isinstance(layer, keras.layers.InputLayer):
-            return _BARRIER
-        known = ins and len(outs) == 1 and all(len(self.span[id(t)]) for t in ins + outs)
-        surgery = UNIT_SURGERY.get(type(layer))
-        op = CHANNEL_OPS.get(type(layer))
-        if known and not shared and surgery is not None and len(ins) == 1:
-            if surgery.supports(layer):
-                if surgery.output_fixed(layer):
-                    self.fixed.append(self.span[id(outs[0])])
-                w = layer.get_weights()
-                usage, recurrent = surgery.usage(layer, w), surgery.recurrent_usage(layer, w)
-                if isinstance(layer, keras.layers.Dense):
-                    self._tie_blocks(self.span[id(ins[0])], usage)
-                return _Role("unit", surgery, w, usage=usage, recurrent=recurrent)
-        elif known and not shared and op is not None:
-            links = op.links(layer, [tuple(t.shape) for t in ins], tuple(outs[0].shape))
-            if links is not None:
-                for k, in_pos, out_pos in links:
-                    self._tie(self.span[id(ins[k])][in_pos], self.span[id(outs[0])][out_pos])
-                return _Role("link", op, layer.get_weights(), links)
-        self.fixed.extend(self.span[id(t)] for t in ins + outs)
-        return _BARRIER
-
-    def _constants(self):
-        """Per position: the value it takes for every model input, NaN if input-dependent."""
-        const = np.full(self.size, np.nan)
-        for node in self.nodes:
-            role = self.role[id(node)]
-            if role.kind == "barrier":
-                continue
-            ins = [const[self.span[id(t)]] for t in self._ins(node)]
-            out = self.span[id(node.outputs[0])]
-            if role.kind == "unit":
-                const[out] = role.rule.constants(node.operation, role.weights, ins[0])
-            else:
-                const[out] = role.rule.constants(
-                    node.operation, role.weights, ins, role.links, len(out)
-                )
-        return const
-
-    def decide(self):
-        """Largest set of removable groups: shrink from 'all free groups' until consistent."""
-        remove = np.ones(self.size, dtype=bool)  # indexed by group root
-        for span in self.fixed:
-            remove[self.root[span]] = False
-        spans = [self.span[id(t)] for n in reversed(self.nodes) for t in n.outputs]
-        while True:
-            while self._keep_read(remove):
-                pass
-            # A layer needs at least one unit: keep one where a whole tensor would go.
-            empty = [s for s in spans if len(s) and remove[self.root[s]].all()]
-            if not empty:
-                return remove
-            remove[self.root[empty[0][0]]] = False
-
-    def _keep_read(self, remove):
-        """Un-removes groups that a kept unit still reads and cannot fold; True if any."""
-        changed = False
-        for node in self.nodes:
-            role, layer = self.role[id(node)], node.operation
-            if role.kind != "unit":
-                continue
-            surgery = role.rule
-            p_in, p_out = self.span[id(self._ins(node)[0])], self.span[id(node.outputs[0])]
-            kept_out = ~remove[self.root[p_out]]
-            c = self.const[p_in]
-            foldable = np.isfinite(c) & ((c == 0) | surgery.can_fold(layer))
-            read = role.usage[:, kept_out].any(axis=1)
-            bad = [p_in[remove[self.root[p_in]] & read & ~foldable]]
-            if role.recurrent is not None:  # a kept unit still reads a removed one
-                bad.append(p_out[~kept_out & role.recurrent[:, kept_out].any(axis=1)])
-            for positions in bad:
-                if len(positions):
-                    remove[self.root[positions]] = False
-                    changed = True
-        return changed
-
-    def plans(self, remove):
-        """`{id(layer): (config, weights)}` for rewritten layers, and the report rows."""
-        plans, rows = {}, []
-        for node in self.nodes:
-            role, layer = self.role[id(node)], node.operation
-            if role.kind == "barrier":
-                continue
-            p_ins = [self.span[id(t)] for t in self._ins(node)]
-            p_out = self.span[id(node.outputs[0])]
-            keep_ins = [~remove[self.root[p]] for p in p_ins]
-            keep_out = ~remove[self.root[p_out]]
-            config, weights = layer.get_config(), role.weights
-            if role.kind == "unit":
-                c = self.const[p_ins[0]]
-                folded = np.where(~keep_ins[0] & np.isfinite(c), c, 0.0)
-                plans[id(layer)] = role.rule.rewrite(
-                    layer, config, weights, keep_ins[0], keep_out, folded
-                )
-            else:
-                plans[id(layer)] = role.rule.rewrite(layer, config, weights, keep_ins, keep_out)
-            if weights:
-                removed = np.flatnonzero(~keep_out).tolist()
-                rows.append(LayerCompaction(layer.name, len(p_out), int(keep_out.sum()), removed))
-        return plans, rows
 
 
 def _rebuild(model, plans):

@@ -2,12 +2,10 @@
 
 import inspect
 
-import keras
-from keras import ops
-
 from tfprune import registry
+from tfprune.cloning import check_model, clone_layers, copy_layer, rebuild
 from tfprune.estimator import normalize_granularity
-from tfprune.layers.base import MaskedMixin, masked_layers
+from tfprune.layers.base import masked_layers
 
 
 def prunable(model, layers=None, granularity="weight"):
@@ -42,7 +40,7 @@ def prunable(model, layers=None, granularity="weight"):
 
     def clone(layer):
         entry = registry.for_stock(layer)
-        if entry is None or not select(layer):
+        if entry is None or entry.masked is None or not select(layer):
             return copy_layer(layer)
         options = {"granularity": granularity_of(layer)}
         if entry.to_masked is not None:
@@ -51,7 +49,7 @@ def prunable(model, layers=None, granularity="weight"):
 
     new_model = clone_layers(model, clone)
     if not masked_layers(new_model):
-        supported = sorted({e.stock.__name__ for e in registry.entries()})
+        supported = sorted({e.stock.__name__ for e in registry.prunable_entries()})
         raise ValueError(
             f"Model '{model.name}' has no layer that tfprune can prune with layers={layers!r}. "
             f"Supported layer types: {', '.join(supported)}. Add such layers, or register your own "
@@ -90,70 +88,6 @@ def strip(model):
         return rebuild(layer, entry.stock, config, entry.weights, effective=True)
 
     return clone_layers(model, clone)
-
-
-def effective_weight(layer, path):
-    """The value at `path` as the layer computes with it: `W * mask` for masked kernels."""
-    owner_path, _, name = path.rpartition(".")
-    owner = registry.resolve(layer, owner_path) if owner_path else layer
-    if isinstance(owner, MaskedMixin) and name in owner.MASKED:
-        return ops.convert_to_numpy(owner.masked_kernel(name))
-    return ops.convert_to_numpy(getattr(owner, name))
-
-
-def rebuild(layer, cls, config, weights, effective=False):
-    """A `cls` layer from `config`, built like `layer`, carrying `layer`'s `weights`."""
-    new = cls.from_config(config)
-    build_like(new, layer)
-    for path in weights:
-        target = registry.resolve(new, path)
-        if target is None:
-            continue
-        value = effective_weight(layer, path) if effective else registry.resolve(layer, path)
-        target.assign(value)
-    return new
-
-
-def copy_layer(layer):
-    """A fresh copy of `layer` with the same weights (clone_model would re-initialise them)."""
-    new = layer.__class__.from_config(layer.get_config())
-    build_like(new, layer)
-    new.set_weights(layer.get_weights())
-    return new
-
-
-def build_like(new, layer):
-    """Builds `new` with `layer`'s build config, so weights can be assigned before cloning."""
-    build_config = layer.get_build_config()
-    if layer.built and build_config:
-        new.build_from_config(build_config)
-
-
-def clone_layers(model, clone_function):
-    """`keras.models.clone_model`, recursive into nested models, with a clear subclass error.
-
-    Registry hooks (`Entry.to_masked` / `to_stock`) build their layers with `rebuild`,
-    `copy_layer` and `build_like`; this clones the whole model with such a function.
-    """
-    try:
-        return keras.models.clone_model(model, clone_function=clone_function, recursive=True)
-    except ValueError as error:
-        if "only supported for Sequential models or Functional models" in str(error):
-            raise ValueError(
-                f"Model '{model.name}' is a subclassed model, which cannot be cloned layer by layer. "
-                "Build it as a Sequential or functional model, or use tfprune.layers directly."
-            ) from error
-        raise
-
-
-def check_model(model, verb):
-    """Raises a TypeError naming `tfprune.<verb>` unless `model` is a Keras model."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"tfprune.{verb} expects a keras.Model (Sequential or functional). "
-            f"Received: {type(model).__name__}. To prune a single layer, use the classes in "
-            "tfprune.layers directly (e.g. tfprune.layers.MaskedDense)."
-        )
 
 
 def _granularities(model, granularity):

@@ -3,22 +3,23 @@
 >>> model.fit(x, y)                                                       # 1. dense
 >>> pruned, report = tfprune.lstm.prune_hidden_state(model, x_cal, 0.5)  # 2. prune
 >>> pruned.compile(...); pruned.fit(x, y)                                 # 3. fine-tune
->>> small, removed = tfprune.lstm.remove_dead_units(pruned, x_cal)
+>>> small, report = tfprune.compact(pruned, data=x_cal)                  # drop never-active units
 
 `three_stage` runs all three. Hidden-state thresholds are calibrated by a bracketed search on the
 hidden-state sparsity the layers measure while the model predicts, so the feedback of pruned
-chunks on later steps is part of what is calibrated. This module also holds the registry
-entries that let `prunable` and `strip` convert `keras.layers.LSTM`, bare or in Bidirectional.
+chunks on later steps is part of what is calibrated.
 """
 
 import keras
 import numpy as np
 
-from tfprune import convert, registry
+from tfprune import cloning
 from tfprune.callbacks import DynamicPrune
+from tfprune.convert import prunable
+from tfprune.counts import count_nonzero
 from tfprune.estimator import block_scores
+from tfprune.kinds import LSTM_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
-from tfprune.lstm_units import _is_lstm, remove_dead_units
 
 __all__ = [
     "calibrate",
@@ -26,11 +27,8 @@ __all__ = [
     "magnitude_prune",
     "measure",
     "prune_hidden_state",
-    "remove_dead_units",
     "three_stage",
 ]
-
-LSTM_WEIGHTS = ("cell.kernel", "cell.recurrent_kernel", "cell.bias")
 
 
 def lstm_layers(model, layers=None):
@@ -47,7 +45,7 @@ def lstm_layers(model, layers=None):
         TypeError: `model` is not a Keras model.
         ValueError: a requested layer is missing or is not an LSTM (the message names it).
     """
-    convert.check_model(model, "lstm")
+    cloning.check_model(model, "lstm")
     found = [layer for layer in model._flatten_layers(include_self=False) if _is_lstm(layer)]
     if layers is None:
         return found
@@ -63,7 +61,7 @@ def lstm_layers(model, layers=None):
                 f"No layer named '{item}' in model '{model.name}'. "
                 f"Its LSTM layers: {[layer.name for layer in found]}."
             )
-        halves = _halves(layer) if isinstance(layer, keras.layers.Bidirectional) else [layer]
+        halves = cloning.halves_of(layer) if isinstance(layer, keras.layers.Bidirectional) else [layer]
         if not all(_is_lstm(half) for half in halves):
             raise ValueError(
                 f"Layer '{layer.name}' ({type(layer).__name__}) is not an LSTM: tfprune.lstm "
@@ -165,14 +163,14 @@ def prune_hidden_state(
         if isinstance(layer, MaskedLSTM):
             return _same_weights(layer, MaskedLSTM, config)
         config["prune_weights"] = False
-        return convert.rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
+        return cloning.rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
 
     def clone(layer):
         if isinstance(layer, keras.layers.Bidirectional) and layer.forward_layer in selected:
-            return _rewrap(layer, convert_one)
-        return convert_one(layer) if layer in selected else convert.copy_layer(layer)
+            return cloning.rewrap(layer, convert_one)
+        return convert_one(layer) if layer in selected else cloning.copy_layer(layer)
 
-    new = convert.clone_layers(model, clone)
+    new = cloning.clone_layers(model, clone)
     names = [layer.name for layer in selected]
     calibrate(new, data, target, names, tolerance, batch_size=batch_size)
     return new, measure(new, data, batch_size)
@@ -265,7 +263,7 @@ def three_stage(
     if epochs[0]:
         history["dense"] = _fit(model, train, epochs[0], [], fit_kwargs)
     if weights is not None:
-        model = convert.prunable(model, layers=_holds_lstm)
+        model = prunable(model, layers=_holds_lstm)
         if weights == "magnitude":
             magnitude_prune(model, weight_target)
         else:
@@ -291,10 +289,6 @@ def _holds_lstm(layer):
     return _is_lstm(layer)
 
 
-def _halves(bidirectional):
-    return [bidirectional.forward_layer, bidirectional.backward_layer]
-
-
 def _check_target(target):
     if not 0.0 <= float(target) < 1.0:
         raise ValueError(
@@ -305,9 +299,9 @@ def _check_target(target):
 
 
 def _layer_report(layer):
-    kernels = [np.asarray(keras.ops.convert_to_numpy(k)) for k in layer.cell.effective_kernels()]
-    zeros = sum(k.size - np.count_nonzero(k) for k in kernels)
-    return {**layer.hidden_state_stats(), "weight_sparsity": zeros / sum(k.size for k in kernels)}
+    counts = [count_nonzero(kernel) for kernel in layer.cell.effective_kernels()]
+    size = sum(c[0] for c in counts)
+    return {**layer.hidden_state_stats(), "weight_sparsity": 1 - sum(c[1] for c in counts) / size}
 
 
 def _sparsity_at(model, layer, data, threshold, batch_size):
@@ -355,62 +349,16 @@ def _search(model, layer, data, target, tolerance, max_steps, batch_size):
 
 def _same_weights(layer, cls, config):
     new = cls.from_config(config)
-    convert.build_like(new, layer)
+    cloning.build_like(new, layer)
     new.set_weights(layer.get_weights())
     return new
 
 
-def _rewrap(bidirectional, convert_half):
-    """A Bidirectional around `convert_half(forward)` and `convert_half(backward)`."""
-    halves = [convert_half(half) for half in _halves(bidirectional)]
-    config = bidirectional.get_config()
-    del config["layer"], config["backward_layer"]
-    fresh = [type(half).from_config(half.get_config()) for half in halves]
-    new = keras.layers.Bidirectional(fresh[0], backward_layer=fresh[1], **config)
-    convert.build_like(new, bidirectional)
-    for target, source in zip(_halves(new), halves):
-        target.set_weights(source.get_weights())
-    return new
+def _is_lstm(layer):
+    """Stock LSTM (exactly: subclasses may override call) or a tfprune LSTM."""
+    return type(layer) is keras.layers.LSTM or isinstance(layer, HiddenStatePrunedLSTM)
 
 
 def _fit(model, data, epochs, callbacks, fit_kwargs):
     x, y = (data, None) if not isinstance(data, (tuple, list)) else data
     return model.fit(x, y, epochs=epochs, callbacks=callbacks, verbose=0, **fit_kwargs).history
-
-
-def _lstm_to_stock(layer):
-    """strip: a stock LSTM, or a HiddenStatePrunedLSTM when the hidden state is pruned."""
-    config = layer.get_config()
-    for key in layer.masking_config():
-        config.pop(key)
-    if layer.hidden_state == "off":
-        return convert.rebuild(layer, keras.layers.LSTM, config, LSTM_WEIGHTS, effective=True)
-    threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
-    config.update(chunk=layer.chunk, hidden_threshold=threshold)
-    return convert.rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
-
-
-def _bidirectional_to_masked(layer, options):
-    if type(layer.forward_layer) is not keras.layers.LSTM:
-        return convert.copy_layer(layer)
-    def to_masked(half):
-        config = {**half.get_config(), **options}
-        return convert.rebuild(half, MaskedLSTM, config, LSTM_WEIGHTS)
-
-    return _rewrap(layer, to_masked)
-
-
-def _bidirectional_to_stock(layer):
-    if type(layer.forward_layer) is not MaskedLSTM:
-        return convert.copy_layer(layer)
-    return _rewrap(layer, _lstm_to_stock)
-
-
-registry.register(keras.layers.LSTM, MaskedLSTM, LSTM_WEIGHTS, to_stock=_lstm_to_stock)
-registry.register(
-    keras.layers.Bidirectional,
-    keras.layers.Bidirectional,
-    weights=(),
-    to_masked=_bidirectional_to_masked,
-    to_stock=_bidirectional_to_stock,
-)

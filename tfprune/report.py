@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 from keras import ops
 
+from tfprune.counts import count_nonzero
 from tfprune.layers.base import MaskedMixin
 
 _PRUNABLE_WEIGHTS = ("kernel", "depthwise_kernel", "recurrent_kernel")
@@ -111,6 +112,6 @@ def sparsity_report(model):
             variable = getattr(layer, name, None)
             if variable is None or not hasattr(variable, "shape"):
                 continue
-            values = np.asarray(ops.convert_to_numpy(variable))
-            rows.append(LayerSparsity(layer.name, name, values.size, int(np.count_nonzero(values)), False))
+            rows.append(LayerSparsity(layer.name, name, *count_nonzero(variable), False))
     return SparsityReport(tuple(rows))
+

@@ -1,26 +1,17 @@
-"""Per-layer-kind rules that `tfprune.compact` reads: one table entry per stock Keras layer class.
+"""Structural rules for `compact`, one class per way a layer treats the channel axis.
 
-Two tables, both data, both extensible:
+* `UnitSurgery`: a layer that *owns* its output units (Dense, Conv1D/2D/3D; LSTM hidden units in
+  `tfprune.lstm_surgery`). It answers which input positions feed which units (`usage`), which
+  units output a constant whatever the model input (`constants`), whether a constant input folds
+  into the bias exactly (`can_fold`), and how to rewrite config and weights for the kept inputs
+  and units (`rewrite`). Units live on the last axis of the layer's output.
+* `ChannelOp`: a layer that *carries* its inputs' last axis through (activations, dropout,
+  pooling, BatchNormalization, Add, Concatenate, Flatten, Reshape, DepthwiseConv): which input
+  positions become which output positions (`links`), how constants pass through (`constants`)
+  and how to slice its own weights and config (`rewrite`).
 
-* `UNIT_SURGERY` maps a layer that *owns* its output units (Dense, Conv1D/2D/3D) to a
-  `UnitSurgery`. It answers: which input positions feed which units (`usage`), which units output
-  a constant whatever the model input (`constants`), whether a constant input can be folded into
-  the bias exactly (`can_fold`), and how to rewrite config and weights for the kept inputs and
-  units (`rewrite`). Units live on the last axis of the layer's output.
-* `CHANNEL_OPS` maps a layer that *carries* its inputs' last axis through (activations, dropout,
-  pooling, BatchNormalization, Add, Concatenate, Flatten, Reshape, DepthwiseConv) to a
-  `ChannelOp`: which input positions become which output positions (`links`), how constants pass
-  through (`constants`) and how to slice its own weights and config (`rewrite`).
-
-A class in neither table is a barrier: its inputs and outputs keep every position.
-
-Adding LSTM hidden-unit removal is one subclass and one call,
-`register_unit_surgery(keras.layers.LSTM, LSTMSurgery())`, where `LSTMSurgery(UnitSurgery)`:
-`usage` ORs the four gate columns of each unit in `kernel`; `recurrent_usage` returns the same
-for `recurrent_kernel` (so a unit that a kept unit still reads stays); `constants` returns NaN
-(a hidden state is never constant in time); `can_fold` is True (a constant input adds
-`c * kernel[i]` to the gate bias); `rewrite` slices kernel rows, gate columns, recurrent rows and
-columns and the bias, and sets `units`.
+Rules are attached to layer classes in `tfprune.registry` (built-ins in `tfprune.kinds`); a class
+without a rule is a barrier: its inputs and outputs keep every position.
 """
 
 import numpy as np
@@ -76,6 +67,13 @@ class UnitSurgery:
 
     def recurrent_usage(self, layer, weights):
         """`(units, units)` bool for recurrent layers (unit u feeds unit v); None otherwise."""
+        return None
+
+    def observed_zero(self, layer, weights):
+        """Units seen to be 0 at every step of the data `compact(model, data=...)` ran; or None.
+
+        Only layers that count their activity (hidden-state-pruned LSTMs) can tell.
+        """
         return None
 
     def can_fold(self, layer):
@@ -246,69 +244,3 @@ class DepthwiseOp(ChannelOp):
         if len(weights) > 1:
             new.append(weights[1].reshape(len(keep_c), -1)[keep_c].ravel())
         return config, new
-
-
-UNIT_SURGERY = {
-    layers.Dense: UnitSurgery(),
-    layers.Conv1D: ConvSurgery(),
-    layers.Conv2D: ConvSurgery(),
-    layers.Conv3D: ConvSurgery(),
-}
-
-_IDENTITY, _ACTIVATION, _RESHAPE = ChannelOp(), ActivationOp(), ReshapeOp()
-CHANNEL_OPS = {
-    **dict.fromkeys(
-        [layers.Dropout, layers.SpatialDropout1D, layers.SpatialDropout2D, layers.GaussianNoise,
-         layers.GaussianDropout, layers.AlphaDropout, layers.Identity,
-         layers.MaxPooling1D, layers.MaxPooling2D, layers.AveragePooling1D,
-         layers.AveragePooling2D, layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D,
-         layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D],
-        _IDENTITY,
-    ),
-    **dict.fromkeys([layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU], _ACTIVATION),
-    layers.Flatten: _RESHAPE,
-    layers.Reshape: _RESHAPE,
-    layers.BatchNormalization: BatchNormOp(),
-    layers.Add: MergeOp(lambda x: x.sum(0)),
-    layers.Subtract: MergeOp(lambda x: x[0] - x[1]),
-    layers.Multiply: MergeOp(lambda x: x.prod(0)),
-    layers.Average: MergeOp(lambda x: x.mean(0)),
-    layers.Maximum: MergeOp(lambda x: x.max(0)),
-    layers.Minimum: MergeOp(lambda x: x.min(0)),
-    layers.Concatenate: ConcatOp(),
-    layers.DepthwiseConv1D: DepthwiseOp(),
-    layers.DepthwiseConv2D: DepthwiseOp(),
-}
-
-
-def register_unit_surgery(layer_class, surgery):
-    """Teaches `compact` to remove the output units of `layer_class`.
-
-    Args:
-        layer_class: a Keras layer class (matched exactly, not its subclasses).
-        surgery: a `UnitSurgery` (or subclass) instance describing the layer's weights.
-
-    Raises:
-        TypeError: if the arguments are not a layer class and a `UnitSurgery`.
-
-    >>> register_unit_surgery(MyDense, UnitSurgery())
-    """
-    _check_entry(layer_class, surgery, UnitSurgery)
-    UNIT_SURGERY[layer_class] = surgery
-
-
-def register_channel_op(layer_class, op):
-    """Teaches `compact` to carry removals through `layer_class` (a `ChannelOp` instance).
-
-    Raises:
-        TypeError: if the arguments are not a layer class and a `ChannelOp`.
-    """
-    _check_entry(layer_class, op, ChannelOp)
-    CHANNEL_OPS[layer_class] = op
-
-
-def _check_entry(layer_class, rule, base):
-    if not (isinstance(layer_class, type) and issubclass(layer_class, layers.Layer)):
-        raise TypeError(f"Expected a keras.layers.Layer subclass. Received: {layer_class!r}")
-    if not isinstance(rule, base):
-        raise TypeError(f"Expected a {base.__name__} instance. Received: {rule!r}")

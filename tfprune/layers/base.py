@@ -6,9 +6,9 @@ A masked layer subclasses its Keras twin and this mixin. It names its masked ker
 """
 
 import keras
-import numpy as np
 from keras import ops
 
+from tfprune.counts import count_nonzero
 from tfprune.estimator import mask_from_scores, normalize_granularity
 
 
@@ -83,11 +83,7 @@ class MaskedMixin:
 
     def weight_counts(self):
         """`{kernel_name: (size, nonzero)}` of the effective (masked) kernels."""
-        counts = {}
-        for name in self.MASKED:
-            values = np.asarray(ops.convert_to_numpy(self.masked_kernel(name)))
-            counts[name] = (values.size, int(np.count_nonzero(values)))
-        return counts
+        return {name: count_nonzero(self.masked_kernel(name)) for name in self.MASKED}
 
     def sparsity(self):
         """Share of this layer's masked-kernel weights that are zero."""

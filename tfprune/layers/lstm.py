@@ -1,16 +1,225 @@
-"""MaskedLSTM: DST masks on both LSTM kernels, plus hidden-state (chunk) pruning.
+"""LSTMs with hidden-state pruning (`HiddenStatePrunedLSTM`) and DST weight masks (`MaskedLSTM`).
 
-One threshold per gate column (4*units) for the input kernel and one for the recurrent kernel,
-the estimator and alpha penalty every masked layer shares, and the chunk pruning of
-`HiddenStatePrunedLSTM` with its threshold off, fixed or trained.
+`HiddenStatePrunedLSTM` is the inference form `tfprune.strip` leaves: a stock LSTM whose cell
+holds a `HiddenStatePruning` component. `MaskedLSTM` adds DST masks on both kernels, one
+threshold per gate column (4*units each), with the estimator and alpha penalty every masked
+layer shares, and the hidden-state threshold off, fixed or trained.
+
+The layers compute the (masked) kernels and the input projection `x W + b` once per sequence
+and run only `h U` inside the time loop, which keeps them as fast as `keras.layers.LSTM`.
 """
 
+import inspect
+
 import keras
+from keras import ops
+from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
-from tfprune.layers.hidden_state import HiddenStatePrunedLSTM, HiddenStatePrunedLSTMCell
+from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStatePruning
 
-HIDDEN_MODES = ("off", "fixed", "trained")
+_CELL_ARGS = frozenset(inspect.signature(keras.layers.LSTMCell.__init__).parameters) - {
+    "self",
+    "units",
+    "kwargs",
+} | {"implementation"}  # LSTMCell takes it through **kwargs
+
+
+def _expand(mask, x):
+    """A per-sample dropout mask broadcast over the time axis of a sequence."""
+    return mask if len(x.shape) == 2 else ops.expand_dims(mask, 1)
+
+
+def _per_gate(x, kernel, masks):
+    """`x @ kernel`, with one dropout mask per gate when `masks` is a list (implementation 1)."""
+    if masks is None:
+        return ops.matmul(x, kernel)
+    if not isinstance(masks, (list, tuple)):
+        return ops.matmul(x * _expand(masks, x), kernel)
+    gates = ops.split(kernel, 4, axis=1)
+    return ops.concatenate(
+        [ops.matmul(x * _expand(m, x), k) for m, k in zip(masks, gates)], axis=-1
+    )
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
+    """`keras.layers.LSTMCell` that zeroes the chunks of `h_t` at or below a fixed threshold.
+
+    The counters behind `hidden_state_stats` are filled by the layer (`HiddenStatePrunedLSTM`),
+    which sees the whole output sequence; a bare cell inside `keras.layers.RNN` only prunes.
+
+    Args:
+        units: positive integer, dimensionality of the output space.
+        chunk: units per chunk; must divide `units`.
+        hidden_threshold: initial threshold on a chunk's summed |h|.
+        hidden_state: `"fixed"`; `MaskedLSTMCell` also accepts `"off"` and `"trained"`.
+        **kwargs: the arguments of `keras.layers.LSTMCell`.
+
+    Raises:
+        ValueError: `chunk` does not divide `units`, or an unknown `hidden_state`.
+    """
+
+    HIDDEN_MODES = ("fixed",)
+
+    def __init__(self, units, chunk=4, hidden_threshold=0.0, hidden_state="fixed", **kwargs):
+        super().__init__(units, **kwargs)
+        self.hidden = HiddenStatePruning(hidden_state, chunk, hidden_threshold, self.HIDDEN_MODES)
+        self.hidden.bind(units)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.hidden.build(self)
+
+    @property
+    def chunk(self):
+        return self.hidden.chunk
+
+    @property
+    def hidden_state(self):
+        return self.hidden.mode
+
+    def effective_kernels(self):
+        """`(kernel, recurrent_kernel)` as the cell computes with them."""
+        return self.kernel, self.recurrent_kernel
+
+    def input_projection(self, inputs, kernel, training=False):
+        """`x W + b` for one step `(batch, features)` or a whole sequence `(batch, time, ...)`."""
+        masks = None
+        if training and 0.0 < self.dropout < 1.0:
+            masks = self.get_dropout_mask(inputs if len(inputs.shape) == 2 else inputs[:, 0])
+        z = _per_gate(inputs, kernel, masks)
+        return z if self.bias is None else z + self.bias
+
+    def recurrent_step(self, z_x, states, recurrent_kernel, training=False):
+        """One LSTM step from the precomputed input projection `z_x`."""
+        h_tm1, c_tm1 = states
+        masks = None
+        if training and 0.0 < self.recurrent_dropout < 1.0:
+            masks = self.get_recurrent_dropout_mask(h_tm1)
+        z = z_x + _per_gate(h_tm1, recurrent_kernel, masks)
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        gate = self.recurrent_activation
+        c = gate(z_f) * c_tm1 + gate(z_i) * self.activation(z_c)
+        h = self.hidden.prune(gate(z_o) * self.activation(c))
+        return h, [h, c]
+
+    def call(self, inputs, states, training=False):
+        kernel, recurrent_kernel = self.effective_kernels()
+        z_x = self.input_projection(inputs, kernel, training)
+        return self.recurrent_step(z_x, states, recurrent_kernel, training)
+
+    def reset_hidden_state_stats(self):
+        """Zeroes the counters (e.g. before measuring on calibration data)."""
+        self.hidden.reset()
+
+    def hidden_state_stats(self):
+        """See `HiddenStatePruning.stats`."""
+        return self.hidden.stats(self.effective_kernels()[1])
+
+    def get_config(self):
+        return {**super().get_config(), **self.hidden.config()}
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class HiddenStatePrunedLSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM` whose hidden state is pruned chunk-wise by a fixed threshold.
+
+    Takes every argument of `keras.layers.LSTM` plus `chunk` and `hidden_threshold`;
+    `use_cudnn=True` is refused (the chunk threshold is not a cuDNN op), so the generic loop runs.
+
+    Args:
+        units: positive integer, dimensionality of the output space.
+        chunk: units per chunk; must divide `units`.
+        hidden_threshold: threshold on a chunk's summed |h|.
+        **kwargs: the arguments of `keras.layers.LSTM`.
+
+    Raises:
+        ValueError: `chunk` does not divide `units`.
+
+    >>> layer = HiddenStatePrunedLSTM(8, chunk=4, hidden_threshold=0.5)
+    >>> layer(np.ones((2, 5, 3))).shape
+    (2, 8)
+    """
+
+    cell_class = HiddenStatePrunedLSTMCell
+
+    def __init__(self, units, chunk=4, hidden_threshold=0.0, **kwargs):
+        self._init_layer(units, {"chunk": chunk, "hidden_threshold": hidden_threshold}, kwargs)
+
+    def _init_layer(self, units, cell_options, kwargs):
+        """What `keras.layers.LSTM.__init__` does, with this class's cell."""
+        if kwargs.pop("use_cudnn", "auto") is True:
+            raise ValueError(
+                f"{type(self).__name__} cannot run on cuDNN: its masks and chunk pruning are not "
+                "cuDNN ops. Received: use_cudnn=True; pass 'auto' or False."
+            )
+        cell_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in _CELL_ARGS}
+        cell = self.cell_class(
+            units,
+            **cell_options,
+            **cell_kwargs,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="lstm_cell",
+        )
+        keras.layers.RNN.__init__(self, cell, **kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.use_cudnn = False  # keeps Bidirectional's fused path, which skips the cell, away
+        # The cell is what DynamicPrune, its layer_targets and sparsity_report see: name it
+        # after the layer so `sparsity/<layer name>` keys and targets use the name users know.
+        cell.name = self.name
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """Masks and `x W + b` once per sequence; only `h U` runs inside the time loop."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        kernel, recurrent_kernel = cell.effective_kernels()
+        z_x = cell.input_projection(sequences, kernel, training)
+        counting = cell.hidden.counting
+
+        def step(z_t, states):
+            return cell.recurrent_step(z_t, states, recurrent_kernel, training)
+
+        last, outputs, states = backend.rnn(
+            step,
+            z_x,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences or counting,
+        )
+        if counting:
+            if mask is not None and self.go_backwards:
+                mask = ops.flip(mask, axis=1)  # outputs come back in processing order
+            cell.hidden.record(outputs, mask)
+        return last, outputs, states
+
+    @property
+    def chunk(self):
+        return self.cell.chunk
+
+    @property
+    def hidden_state(self):
+        return self.cell.hidden_state
+
+    def hidden_state_stats(self):
+        """See `HiddenStatePrunedLSTMCell.hidden_state_stats`."""
+        return self.cell.hidden_state_stats()
+
+    def reset_hidden_state_stats(self):
+        self.cell.reset_hidden_state_stats()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "chunk": self.cell.chunk,
+            "hidden_threshold": self.cell.hidden.initial_threshold,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -57,7 +266,7 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
         self.build_masks()
         for threshold in self.threshold_variables():
             threshold.trainable = self.prune_weights
-        self.build_hidden_state(ThresholdPenalty(self.alpha))
+        self.hidden.build(self, ThresholdPenalty(self.alpha))
 
     def effective_kernels(self):
         return self.masked_kernel("kernel"), self.masked_kernel("recurrent_kernel")
