@@ -31,9 +31,12 @@ def rebuild(layer, cls, config, weights, effective=False):
     return new
 
 
-def copy_layer(layer):
-    """A fresh copy of `layer` with the same weights (clone_model would re-initialise them)."""
-    new = layer.__class__.from_config(layer.get_config())
+def copy_layer(layer, cls=None, config=None):
+    """A fresh copy of `layer` with the same weights (clone_model would re-initialise them).
+
+    `cls` and `config` (default: the layer's own) make a twin with the same weight layout.
+    """
+    new = (cls or type(layer)).from_config(layer.get_config() if config is None else config)
     build_like(new, layer)
     new.set_weights(layer.get_weights())
     return new

@@ -20,6 +20,7 @@ from tfprune.counts import count_nonzero
 from tfprune.estimator import block_scores
 from tfprune.kinds import LSTM_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
+from tfprune.threshold_search import search_threshold
 
 __all__ = [
     "calibrate",
@@ -125,7 +126,7 @@ def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, ba
             "MaskedLSTM(..., hidden_state='fixed')."
         )
     for layer in pruned:
-        _search(model, layer, data, target, tolerance, max_steps, batch_size)
+        search_threshold(model, layer, data, target, tolerance, max_steps, batch_size)
     return measure(model, data, batch_size)
 
 
@@ -161,7 +162,7 @@ def prune_hidden_state(
     def convert_one(layer):
         config = {**layer.get_config(), "chunk": chunk, "hidden_state": mode}
         if isinstance(layer, MaskedLSTM):
-            return _same_weights(layer, MaskedLSTM, config)
+            return cloning.copy_layer(layer, MaskedLSTM, config)
         config["prune_weights"] = False
         return cloning.rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
 
@@ -302,56 +303,6 @@ def _layer_report(layer):
     counts = [count_nonzero(kernel) for kernel in layer.cell.effective_kernels()]
     size = sum(c[0] for c in counts)
     return {**layer.hidden_state_stats(), "weight_sparsity": 1 - sum(c[1] for c in counts) / size}
-
-
-def _sparsity_at(model, layer, data, threshold, batch_size):
-    layer.cell.hidden_threshold.assign(threshold)
-    layer.reset_hidden_state_stats()
-    model.predict(data, batch_size=batch_size, verbose=0)
-    return layer.hidden_state_stats()["hidden_sparsity"]
-
-
-def _search(model, layer, data, target, tolerance, max_steps, batch_size):
-    """Finds the threshold whose measured sparsity is closest to `target`; it grows with t.
-
-    Steps of x4 from `chunk` (the largest summed |h| of a tanh chunk) bracket the target, then
-    each step interpolates linearly inside the bracket, clamped to its middle 80% so the
-    bracket always shrinks. Typically 4-8 `predict` passes per layer.
-    """
-    if target == 0:
-        layer.cell.hidden_threshold.assign(0.0)  # only exact-zero chunks count as zeroed
-        return
-    seen = {}
-
-    def sparsity_at(threshold):
-        seen[threshold] = _sparsity_at(model, layer, data, threshold, batch_size)
-        return seen[threshold]
-
-    t = float(layer.chunk)
-    if sparsity_at(t) >= target:
-        while t > 1e-6 and sparsity_at(t / 4) >= target:
-            t /= 4
-        lo, hi = t / 4, t
-    else:
-        while t < 1e6 and sparsity_at(4 * t) < target:
-            t *= 4
-        lo, hi = t, 4 * t
-    for _ in range(max_steps):
-        s_lo, s_hi = seen.get(lo, 0.0), seen.get(hi, 1.0)
-        if min(abs(s - target) for s in seen.values()) <= tolerance or s_hi <= s_lo:
-            break
-        share = min(max((target - s_lo) / (s_hi - s_lo), 0.1), 0.9)
-        middle = lo + share * (hi - lo)
-        lo, hi = (middle, hi) if sparsity_at(middle) < target else (lo, middle)
-    best = min(seen, key=lambda threshold: abs(seen[threshold] - target))
-    layer.cell.hidden_threshold.assign(best)
-
-
-def _same_weights(layer, cls, config):
-    new = cls.from_config(config)
-    cloning.build_like(new, layer)
-    new.set_weights(layer.get_weights())
-    return new
 
 
 def _is_lstm(layer):

@@ -1,0 +1,49 @@
+"""Calibrating a hidden-state threshold: a bracketed search on the sparsity measured on data.
+
+The search runs the whole model, so the feedback of pruned chunks on later steps (and on later
+layers) is part of what is calibrated.
+"""
+
+
+def sparsity_at_threshold(model, layer, data, threshold, batch_size):
+    """The hidden-state sparsity `layer` measures on `data` at `threshold` (set in place)."""
+    layer.cell.hidden_threshold.assign(threshold)
+    layer.reset_hidden_state_stats()
+    model.predict(data, batch_size=batch_size, verbose=0)
+    return layer.hidden_state_stats()["hidden_sparsity"]
+
+
+def search_threshold(model, layer, data, target, tolerance, max_steps, batch_size):
+    """Finds the threshold whose measured sparsity is closest to `target`; it grows with t.
+
+    Steps of x4 from `chunk` (the largest summed |h| of a tanh chunk) bracket the target, then
+    each step interpolates linearly inside the bracket, clamped to its middle 80% so the
+    bracket always shrinks. Typically 4-8 `predict` passes per layer.
+    """
+    if target == 0:
+        layer.cell.hidden_threshold.assign(0.0)  # only exact-zero chunks count as zeroed
+        return
+    seen = {}
+
+    def sparsity_at(threshold):
+        seen[threshold] = sparsity_at_threshold(model, layer, data, threshold, batch_size)
+        return seen[threshold]
+
+    t = float(layer.chunk)
+    if sparsity_at(t) >= target:
+        while t > 1e-6 and sparsity_at(t / 4) >= target:
+            t /= 4
+        lo, hi = t / 4, t
+    else:
+        while t < 1e6 and sparsity_at(4 * t) < target:
+            t *= 4
+        lo, hi = t, 4 * t
+    for _ in range(max_steps):
+        s_lo, s_hi = seen.get(lo, 0.0), seen.get(hi, 1.0)
+        if min(abs(s - target) for s in seen.values()) <= tolerance or s_hi <= s_lo:
+            break
+        share = min(max((target - s_lo) / (s_hi - s_lo), 0.1), 0.9)
+        middle = lo + share * (hi - lo)
+        lo, hi = (middle, hi) if sparsity_at(middle) < target else (lo, middle)
+    best = min(seen, key=lambda threshold: abs(seen[threshold] - target))
+    layer.cell.hidden_threshold.assign(best)
