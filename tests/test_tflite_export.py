@@ -13,7 +13,7 @@ from keras import ops
 
 import tflite_export
 import tfprune
-from tflite_export import verify
+from tflite_export import pipeline, verify
 
 
 def mlp(sizes, seed=0):
@@ -100,7 +100,43 @@ def test_pruned_model_is_stripped_and_compacted(tmp_path, data):
     report = tflite_export.export(pruned, tmp_path / "pruned.tflite", verify_data=data)
     assert report.parity.passed
     assert report.compaction["params_after"] < report.compaction["params_before"]
+    assert report.params == report.compaction["params_after"]  # counted as converted
     assert report.tensors[0].shape[0] == 24  # FULLY_CONNECTED weights are [out, in]
+
+
+@pytest.mark.parametrize("quantize, bytes_per_value", [(None, 4), ("dynamic", 1)])
+def test_report_counts_the_weights_as_converted(tmp_path, quantize, bytes_per_value):
+    pruned = tfprune.prunable(zero_kernels(mlp([20, 32, 4]), 0.7))
+    report = tflite_export.export(
+        pruned, tmp_path / "m.tflite", quantize=quantize, compact=False, latency_runs=5
+    )
+    stripped = [ops.convert_to_numpy(w) for w in tfprune.strip(pruned).weights]
+    kernels = [w for w in stripped if w.ndim == 2]
+    assert report.params == sum(w.size for w in stripped) == 20 * 32 + 32 + 32 * 4 + 4
+    assert report.nonzero_params == sum(np.count_nonzero(w) for w in stripped)  # biases too
+    assert report.nonzero_params < 0.5 * report.params
+    assert report.physical_limit_bytes == bytes_per_value * report.nonzero_params
+    assert report.weights["nonzeros"] == sum(np.count_nonzero(k) for k in kernels)
+    assert [row["params"] for row in report.weights["layers"]] == [20 * 32, 32 * 4]
+    saved = json.loads(json.dumps(report.to_dict()))
+    assert saved["size_over_limit"] == report.size_bytes / report.physical_limit_bytes
+    assert f"{report.nonzero_params:,} of {report.params:,} nonzero" in str(report)
+
+
+def test_latency_times_the_file_beside_its_dense_encoding(tmp_path, monkeypatch):
+    calls = []
+
+    def timer(models, inputs, **options):
+        calls.append((models, inputs, options))
+        return [100.0, 300.0], [[100.0, 300.0]]
+
+    monkeypatch.setattr(pipeline, "median_latency_us", timer)
+    path = tmp_path / "m.tflite"
+    report = tflite_export.export(zero_kernels(mlp([20, 32, 4]), 0.9), path, latency_runs=7)
+    ((models, inputs, options),) = calls
+    assert models[0] == path.read_bytes() and len(models[1]) == report.dense_size_bytes
+    assert [x.shape for x in inputs] == [(1, 20)] and options["runs"] == 7
+    assert (report.latency_ms, report.dense_latency_ms) == (0.1, 0.3)
 
 
 def test_lstm_exports_with_static_batch(tmp_path):

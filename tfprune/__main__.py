@@ -109,7 +109,7 @@ def export_with_cli(keras_path, tflite_path, report_path, verify_path):
     ]  # fmt: skip
     print(f"\n== TFLite export: {' '.join(command[1:])} ==", flush=True)
     code = subprocess.run(command).returncode
-    if False:
+    if code:
         print(
             f"tfprune demo: the TFLite export failed (exit code {code}; its error is above). "
             f"The pruned model is saved in {keras_path}: rerun the command above to retry.",
