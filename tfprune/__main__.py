@@ -107,7 +107,7 @@ def export_with_cli(keras_path, tflite_path, report_path, verify_path):
         sys.executable, "-m", "tflite_export", keras_path, "-o", tflite_path,
         "--report", report_path, "--verify-data", verify_path,
     ]  # fmt: skip
-    print(f"\n== TFLite export: {' '.join(command[1:])} ==", flush=True)
+    print(f"\n== TFLite export: python {' '.join(command[1:])} ==", flush=True)
     code = subprocess.run(command).returncode
     if code:
         print(
@@ -115,6 +115,8 @@ def export_with_cli(keras_path, tflite_path, report_path, verify_path):
             f"The pruned model is saved in {keras_path}: rerun the command above to retry.",
             file=sys.stderr,
         )
+    else:
+        print(f"\nWrote {tflite_path}; the report as JSON in {report_path}")
     return code
 
 
