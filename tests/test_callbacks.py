@@ -61,12 +61,16 @@ def test_alpha_schedules_are_applied_and_logged(digits):
         callbacks=[tfprune.DynamicPrune(alpha=lambda epoch: 1e-4 * (epoch + 1))],
     )
     np.testing.assert_allclose(by_epoch.history["alpha"], [1e-4, 2e-4, 3e-4])
-    schedule = keras.optimizers.schedules.PolynomialDecay(0.0, decay_steps=10, end_learning_rate=1e-3)
+    # A per-step schedule still rising when each epoch ends: alpha must follow the step count.
+    schedule = keras.optimizers.schedules.PolynomialDecay(0.0, decay_steps=10_000, end_learning_rate=1.0)
     per_step = model.fit(
-        digits.x_train, digits.y_train, epochs=1, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=schedule)]
+        digits.x_train[:320], digits.y_train[:320], epochs=2, batch_size=32, verbose=0,
+        callbacks=[tfprune.DynamicPrune(alpha=schedule)],
     )
-    assert per_step.history["alpha"][-1] == pytest.approx(1e-3)
-    assert float(model.layers[1].alpha) == pytest.approx(1e-3)
+    start = int(model.optimizer.iterations.numpy()) - 20
+    expected = [float(schedule(start + 10)), float(schedule(start + 20))]
+    np.testing.assert_allclose(per_step.history["alpha"], expected, rtol=1e-5)
+    assert float(model.layers[1].alpha) == pytest.approx(expected[-1], rel=1e-5)
 
 
 def test_reset_rule_fires_on_a_collapsed_layer(digits):
@@ -86,11 +90,36 @@ def test_reset_rule_can_be_disabled(digits):
     model = _masked_mlp()
     layer = model.layers[1]
     layer.threshold.assign(np.full(300, 5.0, "float32"))
-    model.fit(
-        digits.x_train[:64], digits.y_train[:64], epochs=1, batch_size=64, verbose=0,
-        callbacks=[tfprune.DynamicPrune(reset_fraction=None)],
+    history = model.fit(
+        digits.x_train[:640], digits.y_train[:640], epochs=2, batch_size=32, verbose=0,
+        callbacks=[tfprune.DynamicPrune(reset_fraction=None)],  # 40 batches, 4 default checks
     )
-    assert layer.sparsity() == 1.0
+    assert layer.sparsity() == 1.0 and history.history["threshold_resets"] == [0, 0]
+
+
+def _collapsed_fit(digits, batches, masked_share=1.0, **kwargs):
+    """Trains `batches` batches of 16 with fc1 masked to `masked_share`; returns the resets."""
+    model = _masked_mlp()
+    layer = model.layers[1]
+    scores = np.abs(keras.ops.convert_to_numpy(layer.kernel)).mean(axis=0)
+    threshold = np.where(np.arange(300) < round(300 * masked_share), 5.0, -5.0).astype("float32")
+    layer.threshold.assign(threshold[np.argsort(np.argsort(-scores))] * 0 + threshold)
+    history = model.fit(
+        digits.x_train[: 16 * batches], digits.y_train[: 16 * batches], epochs=1, batch_size=16,
+        shuffle=False, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=0.0, **kwargs)],
+    )
+    return history.history["threshold_resets"][0]
+
+
+def test_reset_rule_runs_every_reset_check_every_batches(digits):
+    assert _collapsed_fit(digits, batches=3, reset_check_every=4) == 0
+    assert _collapsed_fit(digits, batches=4, reset_check_every=4) == 1
+
+
+def test_reset_rule_uses_its_fraction(digits):
+    # 95% of fc1's units masked: past a 0.9 fraction, short of the default 0.99.
+    assert _collapsed_fit(digits, batches=2, masked_share=0.95, reset_check_every=1) == 0
+    assert _collapsed_fit(digits, batches=2, masked_share=0.95, reset_check_every=1, reset_fraction=0.9) == 1
 
 
 def test_csv_logger_and_batch_logs_see_the_figures(digits, tmp_path):
@@ -115,11 +144,22 @@ def test_csv_logger_and_batch_logs_see_the_figures(digits, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(alpha=-1e-4), ValueError, "alpha must be >= 0.*alpha=-0.0001"),
+        (dict(alpha=-1e-4), ValueError, "alpha must be a finite number >= 0.*alpha=-0.0001"),
+        (dict(alpha=float("nan")), ValueError, "finite number.*alpha=nan"),
+        (dict(alpha=float("inf")), ValueError, "finite number.*alpha=inf"),
         (dict(alpha="big"), TypeError, "alpha must be a float"),
-        (dict(reset_fraction=1.5), ValueError, "reset_fraction"),
+        (dict(alpha=True), TypeError, "alpha must be a float"),
+        (dict(reset_fraction=1.5), ValueError, "reset_fraction.*1.5"),
+        (dict(reset_fraction="0.9"), ValueError, "reset_fraction.*'0.9'"),
         (dict(log_every_n_batches=0), ValueError, "log_every_n_batches"),
         (dict(reset_check_every=None), ValueError, "reset_check_every"),
+        (dict(control_every=0), ValueError, "control_every must be a positive integer.*=0"),
+        (dict(target_sparsity="0.5"), TypeError, "target_sparsity must be a float.*'0.5'.*str"),
+        (dict(target_sparsity=1.0), ValueError, "target_sparsity=1.0"),
+        (dict(target_sparsity=float("nan")), ValueError, "target_sparsity=nan"),
+        (dict(target_sparsity=0.5, alpha=0.0), ValueError, "must be > 0"),
+        (dict(layer_targets={"fc1": "x"}), TypeError, r"layer_targets\['fc1'\]"),
+        (dict(layer_targets=[("fc1", 0.5)]), TypeError, "layer_targets must be a dict"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -127,10 +167,35 @@ def test_bad_arguments(kwargs, error, match):
         tfprune.DynamicPrune(**kwargs)
 
 
-def test_schedule_returning_negative_alpha_is_refused(digits):
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_schedule_returning_a_bad_alpha_is_refused(digits, value):
+    with pytest.raises(ValueError, match=r"finite number >= 0.*alpha\(0\)="):
         _masked_mlp().fit(digits.x_train[:64], digits.y_train[:64], verbose=0,
-                          callbacks=[tfprune.DynamicPrune(alpha=lambda epoch: -1.0)])
+                          callbacks=[tfprune.DynamicPrune(alpha=lambda epoch: value)])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"target_sparsity": 0.5}])
+def test_nan_in_the_data_stops_training_naming_layer_and_batch(digits, kwargs):
+    x = digits.x_train[:320].copy()
+    x[100] = np.nan  # batch 3 of 32
+    model = _masked_mlp()
+    resets = []
+
+    class Resets(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            resets.append(logs.get("threshold_resets"))
+
+    with pytest.raises(FloatingPointError, match=r"epoch 0, batch 3: .*layer '.*' became nan"):
+        model.fit(x, digits.y_train[:320], epochs=2, batch_size=32, shuffle=False, verbose=0,
+                  callbacks=[tfprune.DynamicPrune(**kwargs), Resets()])
+    assert resets == []  # no epoch ended with figures computed on NaN
+    assert all(float(layer.threshold_resets) == 0 for layer in tfprune.layers.masked_layers(model))
+
+
+def test_empty_training_data_is_an_error(digits):
+    with pytest.raises(ValueError, match="no training batch.*empty"):
+        _masked_mlp().fit(digits.x_train[:0], digits.y_train[:0], verbose=0,
+                          callbacks=[tfprune.DynamicPrune()])
 
 
 def test_model_without_masked_layers_points_to_prunable(digits):

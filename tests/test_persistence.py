@@ -80,3 +80,59 @@ def test_backup_and_restore_resumes_after_interruption(tmp_path):
     assert len(history.history["sparsity"]) == 2  # epochs 2 and 3 only
     restored = keras.ops.convert_to_numpy(fresh.get_layer("dense").threshold)
     assert np.all(restored >= thresholds.min() - 0.5) and np.any(restored != 0)
+
+
+def _state(model):
+    """Masks, thresholds and the DST state each masked layer carries, as numpy arrays."""
+    state = {}
+    for layer in masked_layers(model):
+        for name in ("threshold", "alpha", "alpha_integral", "threshold_resets"):
+            state[f"{layer.name}/{name}"] = keras.ops.convert_to_numpy(getattr(layer, name))
+        state[f"{layer.name}/mask"] = keras.ops.convert_to_numpy(layer.mask())
+    return state
+
+
+def _fit_four_epochs(kwargs, callbacks=(), model=None, initial_epoch=0):
+    x, y = _data()
+    if model is None:
+        keras.utils.set_random_seed(0)
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    model.fit(x, y, epochs=4, initial_epoch=initial_epoch, batch_size=16, shuffle=False, verbose=0,
+              callbacks=[tfprune.DynamicPrune(control_every=1, **kwargs), *callbacks])
+    return model
+
+
+class _InterruptAtEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("interrupted")
+
+
+RESUME_SETTINGS = [
+    dict(alpha=0.05),
+    dict(alpha=0.05, target_sparsity=0.6),
+    dict(alpha=0.05, layer_targets={"dense": 0.3}, target_sparsity=0.6),
+]
+
+
+@pytest.mark.parametrize("kwargs", RESUME_SETTINGS)
+def test_backup_and_restore_resumes_exactly(tmp_path, kwargs):
+    reference = _state(_fit_four_epochs(kwargs))
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit_four_epochs(kwargs, [backup, _InterruptAtEpoch2()])
+    resumed = _state(_fit_four_epochs(kwargs, [keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))]))
+    for key, value in reference.items():
+        np.testing.assert_allclose(resumed[key], value, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("kwargs", RESUME_SETTINGS[1:])
+def test_model_checkpoint_resumes_the_controller_exactly(tmp_path, kwargs):
+    reference = _state(_fit_four_epochs(kwargs))
+    path = tmp_path / "epoch2.keras"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit_four_epochs(kwargs, [keras.callbacks.ModelCheckpoint(str(path)), _InterruptAtEpoch2()])
+    resumed = _state(_fit_four_epochs(kwargs, model=keras.models.load_model(path), initial_epoch=2))
+    for key, value in reference.items():
+        np.testing.assert_allclose(resumed[key], value, atol=1e-6, err_msg=key)

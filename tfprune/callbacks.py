@@ -1,11 +1,13 @@
 """DynamicPrune: the callback that owns alpha, applies the reset rule and logs sparsity."""
 
+import math
 import numbers
 
 import keras
 import tensorflow as tf
 
-from tfprune.controller import SparsityController
+from tfprune.controller import SparsityController, check_target
+from tfprune.guards import all_finite, check_finite
 from tfprune.layers.base import masked_layers, sparsity_of
 
 
@@ -17,6 +19,11 @@ class DynamicPrune(keras.callbacks.Callback):
     the thresholds of a layer that is more than `reset_fraction` masked (not LSTMs, as in the
     paper) and writes global and per-layer sparsity into `logs`, where History, CSVLogger and
     TensorBoard see them (`sparsity`, `sparsity/<layer>`, `alpha`, `threshold_resets`).
+
+    Training stops with a `FloatingPointError` naming the layer and batch when the loss, a
+    threshold or a masked weight becomes NaN or inf. What the callback carries across batches
+    (alpha, the controller's integral term, the reset counts) lives in the layers' weights, so
+    `BackupAndRestore` or a `ModelCheckpoint` resumes a run exactly.
 
     Args:
         alpha: the regularisation strength: a float >= 0 (default 5e-4, the paper's MNIST value),
@@ -34,8 +41,12 @@ class DynamicPrune(keras.callbacks.Callback):
         control_every: steps between two alpha updates of the controller.
 
     Raises:
-        ValueError: alpha < 0, reset_fraction outside (0, 1], a target outside [0, 1), or (at
-            train begin) a model without masked layers or an unknown name in `layer_targets`.
+        ValueError: alpha < 0 or not finite, reset_fraction outside (0, 1], a target outside
+            [0, 1), a step count that is not a positive integer, or (at train begin) a model
+            without masked layers or an unknown name in `layer_targets`; (at the end of an
+            epoch) training data that gave no batch.
+        TypeError: alpha or a target of the wrong type.
+        FloatingPointError: (while training) a non-finite loss, threshold or weight.
 
     >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(alpha=5e-4)])
     >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(target_sparsity=0.9)])
@@ -52,35 +63,47 @@ class DynamicPrune(keras.callbacks.Callback):
         control_every=20,
     ):
         super().__init__()
-        if (target_sparsity is not None or layer_targets) and not isinstance(alpha, numbers.Real):
+        if (target_sparsity is not None or layer_targets) and not _is_real(alpha):
             raise ValueError(
                 "With target_sparsity or layer_targets, alpha is the controller's starting value "
                 f"and must be a float. Received: alpha={alpha!r}"
             )
-        for target in [target_sparsity, *(layer_targets or {}).values()]:
-            if target is not None:
-                SparsityController(target)  # validates the range
-        self.target_sparsity = target_sparsity
-        self.layer_targets = dict(layer_targets or {})
-        self.control_every = control_every
-        if isinstance(alpha, numbers.Real):
+        if layer_targets is not None and not isinstance(layer_targets, dict):
+            raise TypeError(
+                "layer_targets must be a dict {layer_name: sparsity}. "
+                f"Received: layer_targets={layer_targets!r}"
+            )
+        check_target(target_sparsity, "target_sparsity", optional=True)
+        for name, target in (layer_targets or {}).items():
+            check_target(target, f"layer_targets[{name!r}]")
+        if _is_real(alpha):
             _check_alpha(alpha)
+            if (target_sparsity is not None or layer_targets) and alpha == 0:
+                raise ValueError(
+                    "With a target, alpha is the controller's starting value, which moves in log "
+                    "space: it must be > 0. Received: alpha=0"
+                )
         elif not callable(alpha):
             raise TypeError(
                 "alpha must be a float, a callable epoch -> float or a LearningRateSchedule. "
                 f"Received: alpha={alpha!r}"
             )
-        if reset_fraction is not None and not 0 < reset_fraction <= 1:
+        if reset_fraction is not None and not (
+            _is_real(reset_fraction) and 0 < reset_fraction <= 1
+        ):
             raise ValueError(
                 "reset_fraction must be in (0, 1] (or None to disable the reset rule). "
-                f"Received: reset_fraction={reset_fraction}"
+                f"Received: reset_fraction={reset_fraction!r}"
             )
-        checks = [("reset_check_every", reset_check_every)]
+        checks = [("reset_check_every", reset_check_every), ("control_every", control_every)]
         if log_every_n_batches is not None:
             checks.append(("log_every_n_batches", log_every_n_batches))
         for name, value in checks:
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        self.target_sparsity = target_sparsity
+        self.layer_targets = dict(layer_targets or {})
+        self.control_every = control_every
         self.alpha = alpha
         self.reset_fraction = reset_fraction
         self.reset_check_every = reset_check_every
@@ -97,36 +120,51 @@ class DynamicPrune(keras.callbacks.Callback):
                 "tfprune.layers."
             )
         self._epoch = 0
+        self._batches = 0
         self._resettable = [layer for layer in self._layers if layer.RESETS]
-        self._resets = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._finite_function = tf.function(lambda: all_finite(self._layers))
         self._reset_function = None
         if self.reset_fraction is not None and self._resettable:
             self._reset_function = tf.function(self._apply_reset_rule)
-        self._groups = self._control_groups()
-        if not self._groups:
-            self._set_alpha(self._layers, self._alpha_value(epoch=0))
+        self._check_layer_targets()
+        self._groups = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if not self._groups and not isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+        self._batches = 0
+        if self._groups is None:
+            # Here, not at train begin: BackupAndRestore restores the layers' state then.
+            self._groups = self._control_groups()
+        if not self._groups:
             self._set_alpha(self._layers, self._alpha_value(epoch))
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._groups:
-            if batch % self.control_every == 0:
-                self._control(batch)
-        elif isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
+        self._batches += 1
+        loss = (logs or {}).get("loss")
+        control = self._groups and batch % self.control_every == 0
+        reset = self._reset_function is not None and (batch + 1) % self.reset_check_every == 0
+        if not self._finite_function() or (loss is not None and not math.isfinite(loss)):
+            check_finite(self._layers, self._epoch, batch, loss)  # never act on NaN
+        if control:
+            self._control(batch)
+        elif not self._groups and _is_step_schedule(self.alpha):
             self._set_alpha(self._layers, self._alpha_value(self._epoch))
-        if self._reset_function is not None and (batch + 1) % self.reset_check_every == 0:
+        if reset:
             self._reset_function()
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:
             logs.update(self.figures())
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._batches:
+            raise ValueError(
+                f"DynamicPrune saw no training batch in epoch {epoch}: the training data is "
+                "empty, so nothing was trained or pruned. Pass non-empty x and y (or a dataset "
+                "that yields batches)."
+            )
+        check_finite(self._layers, epoch, self._batches - 1)
         if logs is not None:
             logs.update(self.figures())
-            logs["threshold_resets"] = int(self._resets.numpy())
 
     # Figures ----------------------------------------------------------------------------------
 
@@ -136,6 +174,7 @@ class DynamicPrune(keras.callbacks.Callback):
         for layer in self._layers:
             figures.update(layer.pruning_logs())
         figures["sparsity"] = sparsity_of(self._layers)
+        figures["threshold_resets"] = int(sum(_read(l.threshold_resets) for l in self._layers))
         shared = self._groups.get(None, ([], None))[1]
         figures["alpha"] = shared.alpha if shared else _read(self._layers[-1].alpha)
         for name in self.layer_targets:
@@ -145,30 +184,34 @@ class DynamicPrune(keras.callbacks.Callback):
     # Internals --------------------------------------------------------------------------------
 
     def _alpha_value(self, epoch):
-        if isinstance(self.alpha, keras.optimizers.schedules.LearningRateSchedule):
-            value = float(self.alpha(self.model.optimizer.iterations))
+        if _is_step_schedule(self.alpha):
+            step = int(self.model.optimizer.iterations.numpy())
+            value, source = float(self.alpha(step)), f"alpha schedule at step {step}"
         elif callable(self.alpha):
-            value = float(self.alpha(epoch))
+            value, source = float(self.alpha(epoch)), f"alpha({epoch})"
         else:
-            value = float(self.alpha)
-        _check_alpha(value)
+            value, source = float(self.alpha), "alpha"
+        _check_alpha(value, source)
         return value
 
     def _set_alpha(self, layers, value):
         for layer in layers:
             layer.alpha.assign(value)
 
+    def _check_layer_targets(self):
+        names = {layer.name for layer in self._layers}
+        unknown = sorted(set(self.layer_targets) - names)
+        if unknown:
+            raise ValueError(
+                f"layer_targets names {unknown}, which are not masked layers of the model. "
+                f"Masked layers: {sorted(names)}."
+            )
+
     def _control_groups(self):
         """`{name or None: (layers, controller)}`: one group per layer target, one for the rest."""
         if self.target_sparsity is None and not self.layer_targets:
             return {}
         by_name = {layer.name: layer for layer in self._layers}
-        unknown = sorted(set(self.layer_targets) - set(by_name))
-        if unknown:
-            raise ValueError(
-                f"layer_targets names {unknown}, which are not masked layers of the model. "
-                f"Masked layers: {sorted(by_name)}."
-            )
         groups = {}
         for name, target in self.layer_targets.items():
             groups[name] = ([by_name[name]], target)
@@ -177,16 +220,22 @@ class DynamicPrune(keras.callbacks.Callback):
             groups[None] = (rest, self.target_sparsity)
         if self.target_sparsity is None:
             self._set_alpha(rest, float(self.alpha))
-        return {
-            key: (layers, SparsityController(target, _read(layers[0].alpha) or self.alpha))
-            for key, (layers, target) in groups.items()
-        }
+        return {key: (layers, self._controller(layers, target)) for key, (layers, target) in groups.items()}
+
+    def _controller(self, layers, target):
+        """A controller for `layers`, resuming the state their weights carry (if alpha ran)."""
+        alpha = _read(layers[0].alpha)
+        if alpha > 0:  # a checkpoint or an earlier fit: continue where it stopped
+            return SparsityController(target, alpha, integral=_read(layers[0].alpha_integral))
+        return SparsityController(target, self.alpha)
 
     def _control(self, batch):
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
         progress = (self._epoch * steps + batch + 1) / (epochs * steps)
         for layers, controller in self._groups.values():
             self._set_alpha(layers, controller.update(progress, sparsity_of(layers)))
+            for layer in layers:
+                layer.alpha_integral.assign(controller.integral)
 
     def _apply_reset_rule(self):
         """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
@@ -200,16 +249,25 @@ class DynamicPrune(keras.callbacks.Callback):
             collapsed = kept < (1.0 - self.reset_fraction) * size
             for threshold in layer.threshold_variables():
                 threshold.assign(tf.where(collapsed, tf.zeros_like(threshold), threshold))
-            self._resets.assign_add(tf.cast(collapsed, tf.int64))
+            layer.threshold_resets.assign_add(tf.cast(collapsed, layer.threshold_resets.dtype))
 
 
 def _read(variable):
     return float(keras.ops.convert_to_numpy(variable))
 
 
-def _check_alpha(value):
-    if value < 0:
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_step_schedule(alpha):
+    return isinstance(alpha, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def _check_alpha(value, source="alpha"):
+    if not math.isfinite(value) or value < 0:
         raise ValueError(
-            "alpha must be >= 0: it scales the penalty alpha * sum(exp(-threshold)) that makes "
-            f"the model sparse (0 turns it off). Received: alpha={value}"
+            "alpha must be a finite number >= 0: it scales the penalty alpha * "
+            "sum(exp(-threshold)) that makes the model sparse (0 turns it off). "
+            f"Received: {source}={value}"
         )

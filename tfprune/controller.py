@@ -8,6 +8,7 @@ corrects itself.
 """
 
 import math
+import numbers
 
 
 class SparsityController:
@@ -24,17 +25,15 @@ class SparsityController:
         gain: proportional gain: `log(alpha)` offset per unit of sparsity error.
         integral_gain: change of the integral term per unit of error at each update.
         bounds: smallest and largest alpha allowed.
+        integral: the integral term to resume from (default: `log(initial_alpha)`).
     """
 
     def __init__(self, target, initial_alpha=5e-4, ramp_fraction=0.5, gain=4.0, integral_gain=0.5,
-                 bounds=(1e-8, 1.0)):
-        if not 0 <= target < 1:
-            raise ValueError(
-                f"A target sparsity must be in [0, 1). Received: target={target}"
-            )
+                 bounds=(1e-8, 1.0), integral=None):
+        check_target(target)
         self.target = target
-        self.integral = math.log(initial_alpha)
-        self.log_alpha = self.integral
+        self.log_alpha = math.log(initial_alpha)
+        self.integral = self.log_alpha if integral is None else integral
         self.ramp_fraction = ramp_fraction
         self.gain = gain
         self.integral_gain = integral_gain
@@ -58,3 +57,24 @@ class SparsityController:
         # alpha > 0 would keep pushing sparsity past the target.
         self.log_alpha = low if error < 0 else min(high, max(low, self.integral + self.gain * error))
         return self.alpha
+
+
+def check_target(target, name="target", optional=False):
+    """Raises unless `target` is a sparsity in [0, 1) (or None when `optional`).
+
+    Raises:
+        TypeError: not a number (e.g. the string "0.5").
+        ValueError: outside [0, 1) or NaN.
+    """
+    if target is None and optional:
+        return
+    if not isinstance(target, numbers.Real) or isinstance(target, bool):
+        raise TypeError(
+            f"{name} must be a float in [0, 1). Received: {name}={target!r} "
+            f"of type {type(target).__name__}"
+        )
+    if not 0 <= target < 1:
+        raise ValueError(
+            f"A target sparsity must be in [0, 1): the share of weights to prune. "
+            f"Received: {name}={target}"
+        )

@@ -48,6 +48,15 @@ class MaskedMixin:
         self.alpha = self.add_weight(
             name="alpha", shape=(), initializer="zeros", trainable=False
         )
+        # DynamicPrune's state across batches, kept in the layer so that a checkpoint or
+        # BackupAndRestore carries it: the target controller's integral term and the number of
+        # times the reset rule fired.
+        self.alpha_integral = self.add_weight(
+            name="alpha_integral", shape=(), initializer="zeros", trainable=False
+        )
+        self.threshold_resets = self.add_weight(
+            name="threshold_resets", shape=(), initializer="zeros", trainable=False
+        )
         penalty = ThresholdPenalty(self.alpha)
         for kernel_name, threshold_name in self.MASKED.items():
             shape = self.threshold_shape(tuple(getattr(self, kernel_name).shape))
