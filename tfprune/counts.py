@@ -11,9 +11,10 @@ def count_nonzero(tensor):
 
 
 def stored_params(model):
-    """`(params, nonzero)` over every weight of a plain model (biases and BN included).
+    """`(params, nonzero)` over every float weight of a plain model (biases and BN included).
 
-    The nonzero count is what a file must store at least: the export's physical limit.
+    The nonzero count is what a file must store at least: the export's physical limit. Integer
+    variables (hidden-state counters) are bookkeeping the file does not carry.
     """
-    counts = [count_nonzero(w) for w in model.weights]
+    counts = [count_nonzero(w) for w in model.weights if "float" in str(w.dtype)]
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
