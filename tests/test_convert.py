@@ -101,7 +101,9 @@ def test_already_masked_layers_are_copied_not_shared():
         (lambda: tfprune.prunable(keras.layers.Dense(3)), TypeError, "tfprune.layers"),
         (lambda: tfprune.strip(None), TypeError, "expects a keras.Model"),
         (lambda: tfprune.prunable(_mlp(), layers=["nope"]), ValueError, "No layer named 'nope'.*d1"),
-        (lambda: tfprune.prunable(_mlp(), layers=[3]), TypeError, "layer names"),
+        (lambda: tfprune.prunable(_mlp(), layers=[3]), TypeError, r"layer names.*item 3 in layers=\[3\]"),
+        (lambda: tfprune.prunable(_mlp(), layers=[int]), TypeError, "Layer classes.*item <class 'int'>"),
+        (lambda: tfprune.prunable(_mlp(), layers=3), TypeError, "predicate.*Received: layers=3"),
         (
             lambda: tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Activation("relu")])),
             ValueError,
@@ -151,10 +153,29 @@ def test_granularity_per_model_and_per_layer():
     assert [l.granularity for l in masked_layers(mixed)] == ["unit", "weight"]
 
 
+def _wide():
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(8, name="fc1"), keras.layers.Dense(3, name="fc2")])
+
+
 @pytest.mark.parametrize(
-    "granularity, match",
-    [((1, 4, 4), "granularity"), ({"nope": "unit"}, "not in model.*d1"), ({"d1": "rows"}, "granularity")],
+    "build, granularity, match",
+    [
+        (_mlp, (1, 4, 4), r"granularity.*Received: granularity=\(1, 4, 4\)"),
+        (_mlp, {"nope": "unit"}, "not in model.*d1"),
+        (_mlp, {"d1": "rows"}, r"Received: granularity\['d1'\]='rows'"),
+        (_mlp, (2, 4), r"\(1, n\).*use \(1, 4\).*Received: granularity=\(2, 4\)"),
+        (_mlp, {"d2": (2, 4)}, r"Received: granularity\['d2'\]=\(2, 4\)"),
+        # caught in prunable, not at the first call; names the layer, its inputs and the fix
+        (_wide, (1, 3), r"Layer 'fc1'.*granularity=\(1, 3\).*64 inputs.*\[2, 4, 8, 16\] or granularity='weight'"),
+        (_wide, {"fc2": (1, 16)}, r"Layer 'fc2'.*8 inputs.*\[2, 4, 8\]"),
+        (_cnn, {"conv": (1, 2)}, r"Layer 'conv'.*3 inputs.*\[3\] or granularity='weight'"),
+    ],
 )
-def test_bad_granularity(granularity, match):
+def test_bad_granularity(build, granularity, match):
     with pytest.raises(ValueError, match=match):
-        tfprune.prunable(_mlp(), granularity=granularity)
+        tfprune.prunable(build(), granularity=granularity)
+
+
+def test_block_that_divides_every_layer_is_accepted():
+    model = tfprune.prunable(_wide(), granularity={"fc1": (1, 16), "fc2": (1, 8)})
+    assert [l.granularity for l in masked_layers(model)] == [(1, 16), (1, 8)]

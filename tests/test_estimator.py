@@ -1,5 +1,7 @@
 """The step and its long-tailed derivative estimator."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -62,7 +64,12 @@ def test_block_mask_keeps_or_drops_whole_blocks():
     np.testing.assert_array_equal(blocks[:, 0, :], (scores > 0.8).astype("float32"))
 
 
-@pytest.mark.parametrize("bad", ["neuron", (2, 4, 1), (0, 4), 3])
+@pytest.mark.parametrize("bad", ["neuron", (2, 4, 1), (0, 4), 3, (1, True), (1, 2.0), (2, 4), (4, 1)])
 def test_bad_granularity_is_rejected(bad):
-    with pytest.raises(ValueError, match="granularity"):
+    with pytest.raises(ValueError, match=re.escape(f"Received: granularity={bad!r}")):
         normalize_granularity(bad)
+
+
+def test_block_granularity_is_a_tuple_of_ints():
+    assert normalize_granularity([1, np.int64(4)]) == (1, 4)
+    assert type(normalize_granularity([1, np.int64(4)])[1]) is int

@@ -2,6 +2,8 @@
 
 import inspect
 
+import keras
+
 from tfprune import registry
 from tfprune.cloning import check_model, clone_layers, copy_layer, rebuild
 from tfprune.estimator import normalize_granularity
@@ -28,9 +30,10 @@ def prunable(model, layers=None, granularity="weight"):
         A new `keras.Model`; the original is left untouched.
 
     Raises:
-        TypeError: `model` is not a Keras model.
+        TypeError: `model` is not a Keras model, or `layers` holds something other than layer
+            names and layer classes.
         ValueError: a name in `layers` or `granularity` is not in the model, a granularity is
-            invalid, or nothing in the model can be pruned.
+            invalid, a block's n does not divide a layer's inputs, or nothing can be pruned.
 
     >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
@@ -91,7 +94,10 @@ def strip(model):
 
 
 def _granularities(model, granularity):
-    """Turns the `granularity=` argument into `fn(layer) -> granularity`, validating it."""
+    """Turns the `granularity=` argument into `fn(layer) -> granularity`, validating it.
+
+    Block sizes are checked against each layer's inputs when the masked layers are built.
+    """
     if not isinstance(granularity, dict):
         normalize_granularity(granularity)
         return lambda layer: granularity
@@ -99,10 +105,10 @@ def _granularities(model, granularity):
     for name, value in granularity.items():
         if name not in names:
             raise ValueError(
-                f"granularity names a layer '{name}' that is not in model '{model.name}'. "
-                f"Layer names: {', '.join(sorted(names))}."
+                f"granularity names a layer {name!r} that is not in model '{model.name}'. "
+                f"Layer names: {', '.join(sorted(names))}. Received: granularity={granularity!r}"
             )
-        normalize_granularity(value)
+        normalize_granularity(value, f"granularity[{name!r}]")
     return lambda layer: granularity.get(layer.name, "weight")
 
 
@@ -112,20 +118,30 @@ def _selector(model, layers):
         return lambda layer: True
     if callable(layers) and not inspect.isclass(layers):
         return layers
-    items = [layers] if isinstance(layers, (str, type)) else list(layers)
+    if isinstance(layers, (str, type)):
+        items = [layers]
+    elif isinstance(layers, (list, tuple, set, frozenset)):
+        items = list(layers)
+    else:
+        raise TypeError(
+            "Expected layers= to be None, a layer name, a layer class, a list of them or a "
+            f"predicate fn(layer) -> bool. Received: layers={layers!r}"
+        )
     names = {layer.name for layer in model._flatten_layers(include_self=False)}
     for item in items:
         if isinstance(item, str) and item not in names:
             raise ValueError(
-                f"No layer named '{item}' in model '{model.name}'. "
-                f"Layer names: {', '.join(sorted(names))}."
+                f"No layer named {item!r} in model '{model.name}'. "
+                f"Layer names: {', '.join(sorted(names))}. Received: layers={layers!r}"
             )
-        if not isinstance(item, (str, type)):
+        if not isinstance(item, str) and not (
+            isinstance(item, type) and issubclass(item, keras.layers.Layer)
+        ):
             raise TypeError(
-                "layers= takes layer names, layer classes or a predicate. "
-                f"Received an item of type {type(item).__name__}: {item!r}"
+                "Expected layers= items to be layer names or keras.layers.Layer classes (or "
+                f"layers= to be a predicate fn(layer) -> bool). Received: item {item!r} in "
+                f"layers={layers!r}"
             )
     wanted_names = {i for i in items if isinstance(i, str)}
     wanted_types = tuple(i for i in items if isinstance(i, type))
     return lambda layer: layer.name in wanted_names or isinstance(layer, wanted_types)
-

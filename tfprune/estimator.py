@@ -4,6 +4,9 @@ This is the only place where masks are computed: every masked layer (dense, conv
 state) calls `binary_step` or `mask_from_scores`, so the estimator exists once.
 """
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -33,21 +36,53 @@ def binary_step(x):
     return ops.cast(ops.greater(x, 0), x.dtype), grad
 
 
-def normalize_granularity(granularity):
-    """Validates a granularity: `"weight"`, `"unit"` or a block `(rows, cols)` tuple."""
+def normalize_granularity(granularity, name="granularity"):
+    """Validates a granularity: `"weight"`, `"unit"` or a block `(1, n)`; returns it (tuple).
+
+    `name` is how the value is echoed in the error, e.g. `granularity['fc1']`.
+    """
     if isinstance(granularity, str):
         if granularity in GRANULARITIES:
             return granularity
-    elif (
-        isinstance(granularity, (tuple, list))
-        and len(granularity) == 2
-        and all(isinstance(v, int) and v >= 1 for v in granularity)
+    elif isinstance(granularity, (tuple, list)) and len(granularity) == 2 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in granularity
     ):
-        return tuple(granularity)
+        block = tuple(int(v) for v in granularity)
+        if block[0] == 1:
+            return block
+        raise ValueError(
+            "Expected a block of shape (1, n): TFLite's sparse kernel groups n consecutive "
+            f"inputs of one output unit, so a block spans one row: use (1, {block[1]}). "
+            f"Received: {name}={granularity!r}"
+        )
     raise ValueError(
-        "Expected granularity 'weight', 'unit' or a block shape such as (1, 4). "
-        f"Received: granularity={granularity!r}"
+        "Expected granularity 'weight', 'unit' or a block shape (1, n) such as (1, 4). "
+        f"Received: {name}={granularity!r}"
     )
+
+
+def check_block(granularity, inputs, layer_name):
+    """Raises a ValueError naming the layer unless a block's n divides every kernel's inputs.
+
+    Args:
+        granularity: a normalized granularity (only blocks are checked).
+        inputs: `{kernel name: size of its input axis}` (the axis blocks group).
+        layer_name: the layer, for the message.
+    """
+    if not isinstance(granularity, tuple):
+        return
+    n = granularity[1]
+    for kernel_name, size in inputs.items():
+        if size % n:
+            common = math.gcd(*inputs.values())
+            divisors = [d for d in range(2, min(common, 16) + 1) if common % d == 0]
+            fix = f"a block (1, d) with d in {divisors} or " if divisors else ""
+            raise ValueError(
+                f"Layer '{layer_name}' cannot use granularity={granularity}: its {kernel_name} "
+                f"has {size} inputs, which a block size of {n} does not divide. Use {fix}"
+                f"granularity='weight' for this layer (a dict {{'{layer_name}': 'weight'}} sets "
+                f"it per layer). Received: granularity={granularity}, inputs={size}"
+            )
 
 
 def block_scores(magnitude, block, input_axis):

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from tfprune.counts import count_nonzero
-from tfprune.estimator import mask_from_scores, normalize_granularity
+from tfprune.estimator import check_block, mask_from_scores, normalize_granularity
 
 
 class ThresholdPenalty:
@@ -44,7 +44,14 @@ class MaskedMixin:
         return len(kernel_shape) - 2 if len(kernel_shape) > 2 else 0
 
     def build_masks(self):
-        """Adds alpha and one threshold weight per masked kernel; call at the end of `build`."""
+        """Adds alpha and one threshold weight per masked kernel; call at the end of `build`.
+
+        Raises:
+            ValueError: a block granularity `(1, n)` whose n does not divide a kernel's inputs.
+        """
+        shapes = {name: tuple(getattr(self, name).shape) for name in self.MASKED}
+        inputs = {name: shape[self.input_axis(shape)] for name, shape in shapes.items()}
+        check_block(self.granularity, inputs, self.name)
         self.alpha = self.add_weight(
             name="alpha", shape=(), initializer="zeros", trainable=False
         )

@@ -52,8 +52,9 @@ class MaskedDepthwiseConv2D(MaskedMixin, keras.layers.DepthwiseConv2D):
         self._init_granularity(granularity)
         if isinstance(self.granularity, tuple):
             raise ValueError(
-                "MaskedDepthwiseConv2D supports granularity 'weight' or 'unit'. "
-                f"Received: granularity={granularity!r}"
+                f"MaskedDepthwiseConv2D '{self.name}' supports granularity 'weight' or 'unit' "
+                "(TFLite has no block-sparse depthwise kernel); with tfprune.prunable, give "
+                f"blocks per layer in a dict. Received: granularity={granularity!r}"
             )
 
     def threshold_shape(self, kernel_shape):
