@@ -2,11 +2,13 @@
 
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfprune.estimator import binary_step, long_tailed_derivative, mask_from_scores, normalize_granularity
+from tfprune.layers import MaskedConv2D, MaskedDense
 
 
 def _grad(points):
@@ -73,3 +75,64 @@ def test_bad_granularity_is_rejected(bad):
 def test_block_granularity_is_a_tuple_of_ints():
     assert normalize_granularity([1, np.int64(4)]) == (1, 4)
     assert type(normalize_granularity([1, np.int64(4)])[1]) is int
+
+
+def test_gradient_is_the_upstream_gradient_times_the_estimator():
+    x = tf.constant([0.1, -0.7, 0.0, 2.0, 0.3])
+    upstream = tf.constant([3.0, -2.0, 0.5, 7.0, 0.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(binary_step(x) * upstream)
+    np.testing.assert_allclose(tape.gradient(loss, x), [3 * 1.6, -2 * 0.4, 0.5 * 2.0, 0.0, 0.0], atol=1e-6)
+
+
+def _reference(kernel, threshold, upstream, granularity):
+    """Numpy mask and gradients of `sum(upstream * W * mask)`, one threshold per last-axis unit."""
+    if granularity == "weight":
+        reduce, expand = (lambda v: v), (lambda v: v)
+    elif granularity == "unit":
+        reduce = lambda v: v.mean(axis=tuple(range(v.ndim - 1)))  # noqa: E731
+        expand = lambda v: np.broadcast_to(v, kernel.shape)  # noqa: E731
+    else:
+        axis, n = kernel.ndim - 2 if kernel.ndim > 2 else 0, granularity[1]
+        split = kernel.shape[:axis] + (kernel.shape[axis] // n, n) + kernel.shape[axis + 1 :]
+        reduce = lambda v: v.reshape(split).mean(axis=axis + 1)  # noqa: E731
+        expand = lambda v: np.repeat(v, n, axis=axis)  # noqa: E731
+    scores = reduce(np.abs(kernel))
+    derivative = np.asarray(long_tailed_derivative(scores - threshold))
+    product = reduce(upstream * kernel)  # mean of upstream * W over each group
+    mask = expand((scores > threshold).astype("float32"))
+    grad_kernel = upstream * mask + np.sign(kernel) * expand(derivative * product)
+    size = kernel.size // scores.size  # weights per group
+    grad_threshold = -(derivative * product * size).reshape(-1, kernel.shape[-1]).sum(axis=0)
+    return mask, grad_kernel, grad_threshold
+
+
+@pytest.mark.parametrize("granularity", ["weight", "unit", (1, 2)])
+@pytest.mark.parametrize(
+    "make, input_shape",
+    [(lambda g: MaskedDense(3, granularity=g), (None, 8)), (lambda g: MaskedConv2D(3, 2, granularity=g), (None, 5, 5, 4))],
+    ids=["dense", "conv2d"],
+)
+def test_each_unit_masks_and_learns_with_its_own_threshold(make, input_shape, granularity):
+    rng = np.random.default_rng(0)
+    layer = make(granularity)
+    layer.build(input_shape)
+    kernel = rng.normal(scale=0.5, size=tuple(layer.kernel.shape)).astype("float32")
+    upstream = rng.normal(size=kernel.shape).astype("float32")
+    layer.kernel.assign(kernel)
+    unit_scores = np.abs(kernel).reshape(-1, 3)
+    threshold = np.array([np.quantile(unit_scores[:, j], q) for j, q in enumerate([0.2, 0.5, 0.8])], "float32")
+    layer.threshold.assign(threshold)
+    with tf.GradientTape() as tape:
+        masked = layer.masked_kernel()
+        loss = tf.reduce_sum(masked * upstream)
+    grad_kernel, grad_threshold = tape.gradient(loss, [layer.kernel, layer.threshold])
+
+    mask, expected_kernel, expected_threshold = _reference(kernel, threshold, upstream, granularity)
+    kept = mask.reshape(-1, 3).mean(axis=0)
+    assert kept[0] > kept[1] > kept[2] or granularity == "unit" and kept[0] > kept[2]  # units differ
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.mask()), mask)
+    np.testing.assert_allclose(grad_kernel.numpy(), expected_kernel, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grad_threshold.numpy(), expected_threshold, rtol=1e-4, atol=1e-5)
+    assert len(set(np.round(grad_threshold.numpy(), 5))) == 3
