@@ -7,11 +7,12 @@ mean ± sample std over seeds. `BENCHMARKS.md` is assembled from this output.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from bench.records import read_records
 
 SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum")
 STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s")}
@@ -28,13 +29,7 @@ model" is the same architecture exported unpruned (size and speed do not depend 
 
 def load(paths):
     """The successful records of all files, and how many runs failed and were not redone."""
-    records = []
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed run
+    records = [record for path in paths for record in read_records(path)]
     ok = [r for r in records if r.get("status") == "ok"]
     redone = {_key(r) for r in ok}
     return ok, len({_key(r) for r in records if r.get("status") != "ok"} - redone)

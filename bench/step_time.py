@@ -17,6 +17,7 @@ import numpy as np
 
 from bench import common
 from bench.models import MODELS
+from bench.records import append_record
 
 JIT = {"lenet300": True, "lenet5": False}
 
@@ -81,8 +82,7 @@ def main(argv=None):
     }
     record["dst_vs_dense"] = record["ms_per_step"]["dst"] / record["ms_per_step"]["dense"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    append_record(args.out, record)
     print(json.dumps({k: v for k, v in record.items() if k != "all_rounds_ms"}))
 
 
