@@ -6,12 +6,11 @@ Numbers are printed as recorded; the last successful record of each row is used.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from bench.lstm import ALPHA, best_hidden
-from bench.run import read_records
+from bench.lstm_suite import ALPHA, best_hidden
+from bench.records import read_records
 
 
 def latest(records):
@@ -142,16 +141,24 @@ def hidden_table(dst, hidden):
 
 
 def units_table(dense, dst, hidden):
+    # Records made before `tfprune.compact(model, data=...)` hold `remove_dead_units` figures.
+    old = any("remove_dead_units" in r for r in (dst, *hidden) if r)
+    key, name = ("remove_dead_units", "remove_dead_units") if old else ("compact_by_data", "compact(data=)")
+    by_data = (
+        "`tfprune.lstm.remove_dead_units(model, calibration data)` also removes chunks never kept "
+        "on the 5000 calibration images"
+        if old
+        else "`tfprune.compact(model, data=calibration data)` also removes units never active on "
+        "the 5000 calibration images"
+    )
     out = [
         "",
         "### Hidden units removed",
         "",
-        "`tfprune.compact` (stripped model) removes units that are exactly dead; "
-        "`tfprune.lstm.remove_dead_units(model, calibration data)` also removes chunks never kept "
-        "on the 5000 calibration images (accuracy re-measured on the test set). Parameters: "
-        "kernels and biases.",
+        f"`tfprune.compact` (stripped model) removes units that are exactly dead; {by_data} "
+        "(accuracy re-measured on the test set). Parameters: kernels and biases.",
         "",
-        "| model | compact: units (lstm1, lstm2) | parameters | remove_dead_units: units | "
+        f"| model | compact: units (lstm1, lstm2) | parameters | {name}: units | "
         "parameters | its accuracy |",
         "|---|---|---|---|---|---|",
     ]
@@ -161,7 +168,7 @@ def units_table(dense, dst, hidden):
     for record in [dst, *hidden]:
         if record is None:
             continue
-        c, r = record["compact"], record["remove_dead_units"]
+        c, r = record["compact"], record[key]
         out.append(
             f"| {record['run']} | {c['units']['lstm1']}, {c['units']['lstm2']} | "
             f"{c['param_count']:,} | {r['units']['lstm1']}, {r['units']['lstm2']} | "
@@ -176,7 +183,7 @@ def export_table(records, rows):
         return []
     ok = [r for r in records if r["status"] == "ok"]
     try:
-        source = best_hidden({"records": ok, "settings": {}})
+        source = best_hidden(ok)
     except RuntimeError:
         source = "hidden"
     out = [
