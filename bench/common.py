@@ -1,7 +1,8 @@
 """Training and measuring, shared by the Keras 3 runner and the tf_keras (tfmot) subprocess.
 
 Nothing here imports Keras: callers pass `keras` or `tf_keras`, so both processes use one
-definition of the paper's training settings, the epoch clock and the weight count.
+definition of the paper's training settings and the epoch clock. (Weights are counted in the
+Keras 3 process only: `bench.figures`.)
 """
 
 import time
@@ -72,27 +73,3 @@ def steady_epoch_time(times):
     steady = times[1:] or times
     return float(np.mean(steady))
 
-
-def remaining_weights(model):
-    """Share of nonzero kernel weights, overall and per layer.
-
-    Kernels only (biases excluded): they are what DST and tfmot prune. Call it on a plain model
-    (`tfprune.strip` / `strip_pruning`), where pruned weights are exact zeros.
-    """
-    per_layer = {}
-    total = kept = 0
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        values = np.asarray(kernel)
-        nonzero = int(np.count_nonzero(values))
-        per_layer[layer.name] = nonzero / values.size
-        total += values.size
-        kept += nonzero
-    return {
-        "remaining": kept / total,
-        "remaining_per_layer": per_layer,
-        "weights_total": total,
-        "weights_remaining": kept,
-    }

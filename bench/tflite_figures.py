@@ -2,16 +2,13 @@
 
 The dense model is the row's architecture exported without pruning, with its weights as
 initialised: a dense kernel's size and speed do not depend on its values. The two files are timed
-in alternating rounds and each keeps its fastest round's median, so load from other processes on
-a shared machine hits both alike.
+in alternating rounds and each keeps its fastest round's median (`tflite_export.timing`), so load
+from other processes on a shared machine hits both alike.
 """
 
 import dataclasses
 import os
 import tempfile
-import time
-
-import numpy as np
 
 ROUNDS = 7
 RUNS = 500  # invocations a round: a LeNet-300-100 call takes 5-20 µs
@@ -29,15 +26,16 @@ def tflite_figures(model, dense_model, x):
         A JSON-ready dict: sizes, latencies (µs), speed-up, compaction, per-layer kernels.
     """
     import tflite_export
+    from tflite_export.timing import median_latency_us
 
     with tempfile.TemporaryDirectory() as tmp:
         pruned = tflite_export.export(model, os.path.join(tmp, "p.tflite"), verify_data=x)
         dense = tflite_export.export(
             dense_model, os.path.join(tmp, "d.tflite"), sparse=False, compact=False, verify_data=x
         )
-        interpreters = [_interpreter(report, x[0]) for report in (pruned, dense)]
-    rounds = [[_median_us(i) for i in interpreters] for _ in range(ROUNDS)]
-    pruned_us, dense_us = np.min(rounds, axis=0)
+        (pruned_us, dense_us), rounds = median_latency_us(
+            [pruned.path, dense.path], [x[:1]], rounds=ROUNDS, runs=RUNS
+        )
     compaction = pruned.compaction or {}
     return {
         "size_bytes": pruned.size_bytes,
@@ -56,32 +54,3 @@ def tflite_figures(model, dense_model, x):
         "rounds_us": rounds,
     }
 
-
-def _interpreter(report, sample):
-    """A LiteRT interpreter of the written file, one thread, batch 1, warmed up."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = (
-        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if report.runtime_note else OpResolverType.AUTO
-    )
-    with open(report.path, "rb") as file:
-        content = file.read()
-    interpreter = Interpreter(
-        model_content=content, num_threads=1, experimental_op_resolver_type=resolver
-    )
-    (detail,) = interpreter.get_input_details()
-    interpreter.resize_tensor_input(detail["index"], [1, *sample.shape])
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], sample[None].astype(detail["dtype"]))
-    for _ in range(20):
-        interpreter.invoke()
-    return interpreter
-
-
-def _median_us(interpreter):
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return 1e6 * float(np.median(times))

@@ -6,7 +6,9 @@ tfmot needs legacy Keras 2 (tf_keras), which cannot share a process with the Ker
     TF_USE_LEGACY_KERAS=1 python -m bench.tfmot_baseline --data data.npz --model lenet300 \
         --final-sparsity 0.95 --epochs 20 --seed 0 --out result.json
 
-It prints `epoch i/n` per epoch (the runner's progress bar) and writes the result as JSON.
+It prints `epoch i/n` per epoch (the runner's progress bar) and writes the result as JSON; with
+--save-weights, the stripped weights too, which the runner loads into the Keras 3 model to count
+(`bench.figures`) and export. Counting happens there, so one function counts every row.
 """
 
 import argparse
@@ -81,8 +83,7 @@ def main(argv=None):
         on_epoch=lambda epoch, logs: print(f"epoch {epoch + 1}/{args.epochs}", flush=True),
     )
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    result.update(common.remaining_weights(stripped))
-    if args.save_weights:  # for the Keras 3 process to export to TFLite
+    if args.save_weights:  # for the Keras 3 process to count and export
         np.savez(args.save_weights, **{f"w{i}": w for i, w in enumerate(stripped.get_weights())})
     result["schedule"] = {**schedule, "total_steps": total_steps, **options}
     result["versions"] = {

@@ -1,0 +1,160 @@
+"""The methods of the MLP/CNN suites: dense, DST (tfprune) and GMP (tfmot, in its own process).
+
+A method is `fn(ctx, run, on_epoch)` -> the run's figures: `common.fit_and_evaluate`'s, the
+kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLite figures.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bench import REPO_ROOT, common
+from bench.figures import remaining_weights
+from bench.models import MODELS
+from bench.tflite_figures import tflite_figures
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: what gets a JSON line."""
+
+    suite: str
+    method: str
+    params: dict
+    seed: int
+    label: str
+
+
+@dataclasses.dataclass
+class Context:
+    """What every run of one suite shares: data, settings and a scratch directory."""
+
+    suite: object  # a `bench.suites.Suite`
+    arrays: dict
+    settings: dict
+    workdir: Path
+    _data_file: Path = None
+
+    @property
+    def num_classes(self):
+        return int(max(self.arrays["y_train"].max(), self.arrays["y_test"].max())) + 1
+
+    def data_file(self):
+        """The arrays as an .npz, written once, for subprocesses to train on the same data."""
+        if self._data_file is None:
+            self._data_file = self.workdir / f"data-{id(self)}.npz"
+            np.savez(self._data_file, **self.arrays)
+        return self._data_file
+
+
+def run_one(ctx, run):
+    """Runs `run` with its method under a per-epoch progress bar; returns its figures."""
+    with tqdm(total=ctx.settings["epochs"], unit="epoch", desc=run.label, leave=False, dynamic_ncols=True) as epochs:
+
+        def on_epoch(epoch, logs):
+            shown = {k: f"{v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "sparsity")}
+            epochs.set_postfix(shown, refresh=False)
+            epochs.update(epoch + 1 - epochs.n)
+
+        return METHODS[run.method](ctx, run, on_epoch)
+
+
+def run_dense(ctx, run, on_epoch):
+    model, result = _train_keras3(ctx, run, on_epoch)
+    return {**result, **remaining_weights(model)}
+
+
+def run_dst(ctx, run, on_epoch):
+    """`granularity` goes to `prunable`, the other parameters to `DynamicPrune`."""
+    import tfprune
+
+    params = dict(run.params)
+    granularity = params.pop("granularity", "weight")
+    model, result = _train_keras3(
+        ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
+        callbacks=[tfprune.DynamicPrune(**params)],
+    )  # fmt: skip
+    result.update(remaining_weights(tfprune.strip(model)))
+    if ctx.suite.export:
+        result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
+    return result
+
+
+def run_gmp(ctx, run, on_epoch):
+    """tfmot in a subprocess (it needs tf_keras); its stderr is kept for the error message.
+
+    The subprocess saves the stripped weights; this process loads them into the Keras 3
+    architecture to count them (and, in an `export` suite, to export them).
+    """
+    params = dict(run.params)
+    params.pop("matched", None)
+    stem = ctx.workdir / f"gmp-{os.getpid()}-{time.monotonic_ns()}"
+    command = [
+        sys.executable, "-m", "bench.tfmot_baseline",
+        "--data", str(ctx.data_file()),
+        "--model", ctx.suite.model,
+        "--final-sparsity", repr(params.pop("final_sparsity")),
+        "--epochs", str(ctx.settings["epochs"]),
+        "--batch-size", str(ctx.settings["batch_size"]),
+        "--lr", repr(ctx.settings["lr"]),
+        "--momentum", repr(ctx.settings["momentum"]),
+        "--seed", str(run.seed),
+        "--out", f"{stem}.json",
+        "--save-weights", f"{stem}.npz",
+    ]  # fmt: skip
+    for key, value in params.items():
+        flag = "--" + key.replace("_", "-")
+        command += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(f"{stem}.log", "w") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        for line in process.stdout:
+            if line.startswith("epoch "):
+                on_epoch(int(line.split()[1].split("/")[0]) - 1, {})
+        returncode = process.wait()
+    if returncode != 0:
+        tail = Path(f"{stem}.log").read_text().strip().splitlines()[-15:]
+        raise RuntimeError(f"tfmot subprocess exited with {returncode}:\n" + "\n".join(tail))
+    result = json.loads(Path(f"{stem}.json").read_text())
+    model = _build(ctx)
+    with np.load(f"{stem}.npz") as saved:
+        model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+    result.update(remaining_weights(model))
+    if ctx.suite.export:
+        result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
+    return result
+
+
+METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp}
+
+
+def _build(ctx):
+    """The suite's architecture in Keras 3, freshly initialised."""
+    return MODELS[ctx.suite.model].build(ctx.arrays["x_train"].shape[1:], ctx.num_classes)
+
+
+def _train_keras3(ctx, run, on_epoch, convert=None, callbacks=()):
+    import keras
+    import tensorflow as tf
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(run.seed)
+    model = _build(ctx)
+    if convert is not None:
+        model = convert(model)
+    common.compile_model(keras, model, ctx.settings["lr"], ctx.settings["momentum"], ctx.settings["jit_compile"])
+    result = common.fit_and_evaluate(
+        keras, model, ctx.arrays, ctx.settings["epochs"], ctx.settings["batch_size"],
+        callbacks=callbacks, on_epoch=on_epoch,
+    )  # fmt: skip
+    result["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    return model, result

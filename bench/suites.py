@@ -1,0 +1,216 @@
+"""The MLP/CNN suites of `python -m bench.run`: their rows, data, settings and run plan.
+
+A suite is a model and its rows (`Experiment`s); a row expands per seed into `Run`s, and `plan`
+turns those into `bench.runner.Row`s. GMP rows are matched to DST: one tfmot run at each
+remaining ratio a DST run of the same seed reached, planned once those DST runs are recorded.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from bench import methods
+from bench.models import MODELS
+from bench.runner import Row
+
+PAPER_ALPHAS = (5e-4, 1.5e-3, 5e-3)  # Liu et al. 2020, the MNIST/Fashion-MNIST sweep.
+# A record's setup besides its suite: the data, then the training options (`context`).
+DATA_SETTINGS = ("dataset", "n_train", "n_test", "image_shape")
+OPTIONS = ("epochs", "batch_size", "lr", "momentum", "jit_compile")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One row of a suite: a method (a key of `methods.METHODS`) and its parameters.
+
+    With `match`, the row expands at run time into one run per finished run of the method named
+    `match` (same suite and seed), with `final_sparsity` = 1 - the remaining ratio it reached.
+    """
+
+    method: str
+    params: dict = dataclasses.field(default_factory=dict)
+    match: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A model and its rows; with `export`, pruned rows also record TFLite size and latency."""
+
+    model: str
+    experiments: tuple
+    export: bool = False
+
+
+PAPER_ROWS = (
+    Experiment("dense"),
+    *(Experiment("dst", {"alpha": alpha}) for alpha in PAPER_ALPHAS),
+    # From alpha 1.5e-3 on, LeNet-300's first layer settles near 1% kept, where the reset rule
+    # (thresholds to 0 past 99% masked) may regrow it late in training, depending on the seed;
+    # these rows show the sparsity DST reaches without the rule.
+    *(Experiment("dst", {"alpha": alpha, "reset_fraction": None}) for alpha in PAPER_ALPHAS[1:]),
+    Experiment("gmp", match="dst"),
+)
+# Sparsity that runs fast: 1x4 blocks (TFLite's sparse kernel) against unstructured DST, tfmot's
+# block pruning and whole units.
+BLOCK_ROWS = (
+    Experiment("dense"),
+    Experiment("dst", {"granularity": (1, 4), "target_sparsity": 0.9}),
+    Experiment("dst", {"target_sparsity": 0.9}),
+    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (1, 4)}),
+    # tfmot's block_size is in the Keras kernel's (inputs, outputs) layout, so (1, 4) groups four
+    # outputs; TFLite's 1x4 blocks group four inputs, which is tfmot's (4, 1).
+    Experiment("gmp", {"final_sparsity": 0.9, "block_size": (4, 1)}),
+    Experiment("dst", {"granularity": "unit", "target_sparsity": 0.6}),
+)
+# Epoch times measured on their own, on a machine doing nothing else (the long suites above ran
+# side by side with other jobs, so their times are only indicative).
+TIMING_ROWS = (
+    Experiment("dense"),
+    Experiment("dst", {"alpha": PAPER_ALPHAS[0]}),
+    Experiment("gmp", match="dst"),
+)
+SUITES = {
+    "lenet300": Suite("lenet300", PAPER_ROWS),
+    "lenet5": Suite("lenet5", PAPER_ROWS),
+    "timing300": Suite("lenet300", TIMING_ROWS),
+    "timing5": Suite("lenet5", TIMING_ROWS),
+    "blocks": Suite("lenet300", BLOCK_ROWS, export=True),
+}
+
+
+# Planning ------------------------------------------------------------------------------------
+
+
+def label(method, params, matched=None):
+    """`"dst alpha=0.0005"`, `"gmp @ dst alpha=0.0005"`: the same for every seed, for grouping."""
+    words = [method] + [f"{k}={_fmt(v)}" for k, v in params.items()]
+    return " ".join(words + (["@", matched] if matched else []))
+
+
+def _fmt(value):
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand(experiment, suite_name, seed, finished):
+    """The concrete runs of one row, given the `finished` records (for `match` rows)."""
+    if experiment.match is None:
+        params = dict(experiment.params)
+        return [methods.Run(suite_name, experiment.method, params, seed, label(experiment.method, params))]
+    runs = []
+    for record in finished:
+        if record["suite"] == suite_name and record["seed"] == seed and record["method"] == experiment.match:
+            params = {
+                **experiment.params,
+                "final_sparsity": 1.0 - record["remaining"],
+                "matched": record["run"],
+            }
+            name = label(experiment.method, experiment.params, matched=record["run"])
+            runs.append(methods.Run(suite_name, experiment.method, params, seed, name))
+    return runs
+
+
+def expected_runs(experiment, suite):
+    """How many runs a row makes per seed: one, or one per row of the method it matches."""
+    if experiment.match is None:
+        return 1
+    return sum(e.method == experiment.match and e.match is None for e in suite.experiments)
+
+
+def plan(contexts, seeds, method_names, store, bar):
+    """The `Row`s of every suite, seed and row, in run order.
+
+    A generator: a `match` row is expanded when the runner reaches it, from the records the
+    rows before it left in `store`; `bar.total` is corrected when it expands to fewer runs
+    (matched runs that failed).
+
+    Args:
+        contexts: `{suite name: methods.Context}`.
+    """
+    for name, ctx in contexts.items():
+        experiments = [e for e in ctx.suite.experiments if e.method in method_names]
+        for seed in range(seeds):
+            for experiment in experiments:
+                runs = expand(experiment, name, seed, store.finished(ctx.settings))
+                if len(runs) != expected_runs(experiment, ctx.suite):
+                    bar.total += len(runs) - expected_runs(experiment, ctx.suite)
+                    bar.refresh()
+                for run in runs:
+                    head = {
+                        "suite": run.suite, "model": ctx.suite.model, "run": run.label,
+                        "method": run.method, "params": run.params, "seed": run.seed, **ctx.settings,
+                    }  # fmt: skip
+                    yield Row(head, lambda ctx=ctx, run=run: methods.run_one(ctx, run), ctx.settings)
+
+
+def total_runs(suite_names, seeds, method_names):
+    """How many runs `plan` makes, counting each `match` row as fully matched."""
+    return seeds * sum(
+        expected_runs(e, SUITES[name])
+        for name in suite_names
+        for e in SUITES[name].experiments
+        if e.method in method_names
+    )
+
+
+# Data and settings ---------------------------------------------------------------------------
+
+
+def load_arrays(dataset, train_size, test_size):
+    from tfprune.data import load_dataset
+
+    data = load_dataset(dataset)
+    arrays = {
+        "x_train": data.x_train[:train_size],
+        "y_train": data.y_train[:train_size],
+        "x_test": data.x_test[:test_size],
+        "y_test": data.y_test[:test_size],
+    }
+    return data.name, arrays
+
+
+def pad_to(arrays, side):
+    """Zero-pads images to at least `side` x `side` (centred), for models that need a minimum."""
+    height, width = arrays["x_train"].shape[1:]
+    if height >= side and width >= side:
+        return arrays
+    dh, dw = max(0, side - height), max(0, side - width)
+    padding = ((0, 0), (dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2))
+    return {k: np.pad(v, padding) if k.startswith("x") else v for k, v in arrays.items()}
+
+
+def context(name, dataset, arrays, options, workdir):
+    """The `methods.Context` of suite `name`: its (padded) data and the settings its records
+    carry. `options`: `epochs`, `batch_size`, `lr`, `momentum`, `jit_compile`."""
+    suite = SUITES[name]
+    suite_arrays = pad_to(arrays, MODELS[suite.model].min_side)
+    settings = {
+        "dataset": dataset,
+        "n_train": len(suite_arrays["x_train"]),
+        "n_test": len(suite_arrays["x_test"]),
+        "image_shape": list(suite_arrays["x_train"].shape[1:]),
+        **{k: options[k] for k in OPTIONS},
+    }
+    return methods.Context(suite, suite_arrays, settings, workdir)
+
+
+def summary(store):
+    """`summary(record)`: one line per finished run, with its epoch time relative to the dense
+    run of its suite, seed and settings."""
+
+    def line(record):
+        head = f"{record['suite']} | {record['run']} | seed {record['seed']}"
+        if record["status"] != "ok":
+            return f"{head}: FAILED\n{record['error']}"
+        same = {k: record[k] for k in ("suite", "seed", *DATA_SETTINGS, *OPTIONS)}
+        dense = [
+            r["epoch_time"] for r in store.finished(same) if r is not record and r["method"] == "dense"
+        ]  # fmt: skip
+        relative = f" ({record['epoch_time'] / dense[-1]:.2f}x dense)" if dense else ""
+        return (
+            f"{head}: accuracy {record['test_accuracy']:.4f}, remaining {record['remaining']:.4f}, "
+            f"epoch {record['epoch_time']:.2f}s{relative}"
+        )
+
+    return line
