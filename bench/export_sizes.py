@@ -4,8 +4,9 @@
 
 Trains each DST model once (paper settings), then exports it four ways with `tflite_export` and
 records file size, batch-1 latency (LiteRT interpreter) and the ratio of each file to its
-physical limit: the stripped model's nonzero parameters times the bytes per stored value
-(4 for float32, 1 for int8 weights). One JSON line per model, written when it is done.
+physical limit: the nonzero parameters of the model as converted times the bytes per stored
+value (4 for float32, 1 for int8 weights), as the export report gives them. One JSON line per
+model, written when it is done.
 """
 
 import argparse
@@ -15,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from bench import common
+from bench.records import append_record
 
 # (model, alpha, XLA): the DST models whose export the benchmark reports.
 MODELS = (("lenet300", 1.5e-3, True), ("lenet5", 5e-4, False))
@@ -28,17 +29,6 @@ VARIANTS = {
     "compacted+sparse": dict(sparse=True, compact=True),
     "compacted+sparse+int8": dict(sparse=True, compact=True, quantize="int8"),
 }
-
-
-def physical_limit(model, bytes_per_value):
-    """Nonzero parameters of the stripped model times the bytes one value takes."""
-    import keras
-
-    import tfprune
-
-    stripped = tfprune.strip(model)
-    nonzero = sum(int(np.count_nonzero(keras.ops.convert_to_numpy(w))) for w in stripped.weights)
-    return nonzero * bytes_per_value, nonzero
 
 
 def train(name, alpha, jit, data, epochs):
@@ -67,13 +57,12 @@ def export_variants(model, data, workdir):
             model, path, representative_data=calibration, verify_data=data.x_test[:256],
             latency_runs=200, **options,
         )
-        limit, nonzero = physical_limit(model, 1 if options.get("quantize") else 4)
         rows[variant] = {
             "size_bytes": report.size_bytes,
             "latency_us": 1000 * report.latency_ms,
-            "physical_limit_bytes": limit,
-            "nonzero_params": nonzero,
-            "ratio_to_limit": report.size_bytes / limit,
+            "physical_limit_bytes": report.physical_limit_bytes,
+            "nonzero_params": report.nonzero_params,
+            "ratio_to_limit": report.size_bytes / report.physical_limit_bytes,
             "operators": report.operators,
             "max_abs_diff": report.parity.max_abs_diff,
             "argmax_agreement": report.parity.argmax_agreement,
@@ -107,8 +96,7 @@ def main(argv=None):
             "test_accuracy": accuracy, "variants": variants,
             "wall_time": time.perf_counter() - start,
         }
-        with args.out.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_record(args.out, record)
         print(json.dumps({k: v for k, v in record.items() if k != "variants"}))
         for variant, row in variants.items():
             print(f"  {variant:<24} {row['size_bytes']:>10,} B  {row['latency_us']:8.1f} µs  "
