@@ -1,0 +1,134 @@
+"""The benchmark harness's record store and row runner (no training: fast)."""
+
+import json
+
+import pytest
+from tqdm import tqdm
+
+from bench.records import Store, append_record, read_records, same_setup
+from bench.runner import Row, run_rows
+
+SETTINGS = {"dataset": "digits", "epochs": 2, "image_shape": [8, 8]}
+
+
+def _record(run, status="ok", seed=0, **settings):
+    return {"suite": "s", "run": run, "seed": seed, **SETTINGS, **settings, "status": status}
+
+
+def _row(run, fn, seed=0, ready=None):
+    head = {"suite": "s", "run": run, "seed": seed, "method": run, "params": {}, **SETTINGS}
+    return Row(head, fn, SETTINGS, ready)
+
+
+def _bar():
+    return tqdm(total=0, disable=True)
+
+
+def test_read_skips_a_cut_line_and_append_repairs_it(tmp_path):
+    path = tmp_path / "r.jsonl"
+    append_record(path, {"run": "a"})
+    with open(path, "a") as f:
+        f.write('{"run": "killed mid-wri')  # a run killed while writing: no newline
+    assert read_records(path) == [{"run": "a"}]
+    append_record(path, {"run": "b"})
+    assert read_records(path) == [{"run": "a"}, {"run": "b"}]
+    assert path.read_text().endswith('{"run": "b"}\n')
+
+
+def test_read_of_a_missing_file_is_empty(tmp_path):
+    assert read_records(tmp_path / "none.jsonl") == []
+
+
+def test_same_setup_normalises_tuples_and_needs_every_key():
+    record = json.loads(json.dumps(_record("a")))
+    assert same_setup(record, {**SETTINGS, "image_shape": (8, 8)})
+    assert not same_setup(record, {**SETTINGS, "epochs": 3})
+    assert not same_setup(record, {**SETTINGS, "lr": 0.01})  # a key the record lacks
+
+
+def test_store_recorded_needs_ok_status_same_settings_and_identity(tmp_path):
+    path = tmp_path / "r.jsonl"
+    for record in (_record("a"), _record("b", status="failed"), _record("c", epochs=9)):
+        append_record(path, record)
+    store = Store(path)
+    assert store.recorded(SETTINGS, suite="s", run="a", seed=0)
+    assert not store.recorded(SETTINGS, suite="s", run="a", seed=1)
+    assert not store.recorded(SETTINGS, suite="s", run="b", seed=0)  # failed: run again
+    assert not store.recorded(SETTINGS, suite="s", run="c", seed=0)  # other settings
+    assert [r["run"] for r in store.finished(SETTINGS)] == ["a"]
+
+
+def test_run_rows_records_a_failure_and_keeps_going(tmp_path):
+    store = Store(tmp_path / "r.jsonl")
+
+    def boom():
+        raise ValueError("planted")
+
+    rows = [_row("a", lambda: {"x": 1}), _row("b", boom), _row("c", lambda: {"x": 3})]
+    assert run_rows(rows, store, _bar()) == 1
+    records = read_records(store.path)
+    assert [(r["run"], r["status"]) for r in records] == [("a", "ok"), ("b", "failed"), ("c", "ok")]
+    assert "ValueError: planted" in records[1]["error"]
+    assert records[0]["x"] == 1 and records[0]["dataset"] == "digits" and "wall_time" in records[0]
+
+
+def test_run_rows_resumes_only_what_is_not_recorded(tmp_path):
+    path = tmp_path / "r.jsonl"
+    calls = []
+
+    def row(run, fail=False):
+        def fn():
+            calls.append(run)
+            if fail:
+                raise RuntimeError(run)
+            return {}
+
+        return _row(run, fn)
+
+    run_rows([row("a"), row("b", fail=True)], Store(path), _bar())
+    calls.clear()
+    run_rows([row("a"), row("b"), row("c")], Store(path), _bar())
+    assert calls == ["b", "c"]  # "a" was recorded ok; "b" had failed
+
+
+def test_run_rows_reruns_a_recorded_row_that_is_not_ready(tmp_path):
+    store = Store(tmp_path / "r.jsonl")
+    calls = []
+    run_rows([_row("a", lambda: calls.append(1) or {})], store, _bar())
+    run_rows([_row("a", lambda: calls.append(2) or {}, ready=lambda: False)], store, _bar())
+    run_rows([_row("a", lambda: calls.append(3) or {}, ready=lambda: True)], store, _bar())
+    assert calls == [1, 2]
+
+
+def test_run_rows_fails_a_row_whose_figures_overwrite_the_record(tmp_path):
+    store = Store(tmp_path / "r.jsonl")
+    assert run_rows([_row("a", lambda: {"epochs": 99})], store, _bar()) == 1
+    (record,) = store.records
+    assert record["status"] == "failed" and "epochs" in record["error"]
+    assert record["epochs"] == 2
+
+
+def test_run_rows_plans_lazily_from_earlier_records(tmp_path):
+    """A generator of rows sees the records of the rows before it (GMP matched to DST)."""
+    store = Store(tmp_path / "r.jsonl")
+
+    def plan():
+        yield _row("dst", lambda: {"remaining": 0.25})
+        (dst,) = store.finished(SETTINGS)
+        yield _row("gmp", lambda: {"final_sparsity": 1 - dst["remaining"]})
+
+    run_rows(plan(), store, _bar())
+    assert store.records[-1]["final_sparsity"] == 0.75
+
+
+def test_gmp_rows_expand_to_the_dst_runs_of_their_suite_and_seed():
+    from bench import suites
+
+    finished = [
+        {"suite": "lenet300", "seed": 0, "method": "dst", "run": "dst alpha=0.001", "remaining": 0.1},
+        {"suite": "lenet300", "seed": 1, "method": "dst", "run": "dst alpha=0.001", "remaining": 0.2},
+        {"suite": "lenet5", "seed": 0, "method": "dst", "run": "dst alpha=0.001", "remaining": 0.3},
+    ]
+    (run,) = suites.expand(suites.Experiment("gmp", match="dst"), "lenet300", 0, finished)
+    assert run.label == "gmp @ dst alpha=0.001"
+    assert run.params == {"final_sparsity": pytest.approx(0.9), "matched": "dst alpha=0.001"}
