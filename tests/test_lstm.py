@@ -387,3 +387,12 @@ def test_compact_shrinks_lstms():
     assert removed["b"] == [2, 3]  # ... but 4 stays: its chunk-mate 5 is read
     assert small.get_layer("b").cell.kernel.shape == (6, 24)
     np.testing.assert_allclose(small.predict(X, verbose=0), model.predict(X, verbose=0), atol=1e-5)
+
+
+def test_sparsity_report_names_stock_lstm_rows_after_their_layers():
+    model = keras.Sequential([
+        keras.Input((6, 5)), keras.layers.LSTM(8, return_sequences=True, name="l1"),
+        keras.layers.LSTM(4, name="l2"),
+    ])  # fmt: skip
+    rows = {f"{r.layer}/{r.weight}" for r in tfprune.sparsity_report(model).rows}
+    assert rows == {"l1/kernel", "l1/recurrent_kernel", "l2/kernel", "l2/recurrent_kernel"}

@@ -2,8 +2,7 @@
 
 import dataclasses
 
-import numpy as np
-from keras import ops
+import keras
 
 from tfprune.counts import count_nonzero
 from tfprune.layers.base import MaskedMixin
@@ -101,6 +100,12 @@ def sparsity_report(model):
     >>> print(tfprune.sparsity_report(model))
     """
     rows = []
+    # A stock RNN's cell has a generic name ("lstm_cell" in every LSTM): report it as its layer.
+    owner = {
+        id(layer.cell): layer.name
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(getattr(layer, "cell", None), keras.layers.Layer)
+    }
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, MaskedMixin):
             for name, (size, nonzero) in layer.weight_counts().items():
@@ -112,6 +117,7 @@ def sparsity_report(model):
             variable = getattr(layer, name, None)
             if variable is None or not hasattr(variable, "shape"):
                 continue
-            rows.append(LayerSparsity(layer.name, name, *count_nonzero(variable), False))
+            name_shown = owner.get(id(layer), layer.name)
+            rows.append(LayerSparsity(name_shown, name, *count_nonzero(variable), False))
     return SparsityReport(tuple(rows))
 
