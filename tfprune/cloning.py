@@ -2,6 +2,9 @@
 hooks and the LSTM pipeline build their models with.
 """
 
+import os
+import reprlib
+
 import keras
 from keras import ops
 
@@ -69,10 +72,16 @@ def clone_layers(model, clone_function):
 def check_model(model, verb):
     """Raises a TypeError naming `tfprune.<verb>` unless `model` is a Keras model."""
     if not isinstance(model, keras.Model):
+        if isinstance(model, (str, os.PathLike)):
+            fix = "Load the file first: model = keras.saving.load_model(path)."
+        else:
+            fix = (
+                "To prune a single layer, use the classes in tfprune.layers directly "
+                "(e.g. tfprune.layers.MaskedDense)."
+            )
         raise TypeError(
             f"tfprune.{verb} expects a keras.Model (Sequential or functional). "
-            f"Received: {type(model).__name__}. To prune a single layer, use the classes in "
-            "tfprune.layers directly (e.g. tfprune.layers.MaskedDense)."
+            f"Received: model={reprlib.repr(model)} of type {type(model).__name__}. {fix}"
         )
 
 

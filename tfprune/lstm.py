@@ -10,6 +10,8 @@ hidden-state sparsity the layers measure while the model predicts, so the feedba
 chunks on later steps is part of what is calibrated.
 """
 
+import numbers
+
 import keras
 import numpy as np
 
@@ -43,14 +45,22 @@ def lstm_layers(model, layers=None):
         A list of `keras.layers.LSTM` or `HiddenStatePrunedLSTM` (incl. MaskedLSTM) layers.
 
     Raises:
-        TypeError: `model` is not a Keras model.
+        TypeError: `model` is not a Keras model, or `layers` is not names / layers.
         ValueError: a requested layer is missing or is not an LSTM (the message names it).
     """
     cloning.check_model(model, "lstm")
     found = [layer for layer in model._flatten_layers(include_self=False) if _is_lstm(layer)]
     if layers is None:
         return found
-    items = [layers] if isinstance(layers, (str, keras.layers.Layer)) else list(layers)
+    if isinstance(layers, (str, keras.layers.Layer)):
+        items = [layers]
+    elif isinstance(layers, (list, tuple, set)):
+        items = list(layers)
+    else:
+        raise TypeError(
+            "Expected layers= to be None, a layer name or layer, or a list of them. "
+            f"Received: layers={layers!r}"
+        )
     by_name = {}
     for layer in model._flatten_layers(include_self=False):
         by_name.setdefault(layer.name, layer)  # an LSTM comes before its cell of the same name
@@ -112,11 +122,14 @@ def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, ba
         The `measure` report after calibration.
 
     Raises:
-        ValueError: `target` outside [0, 1), a non-LSTM layer, or an LSTM without hidden-state
-            pruning (convert it with `prune_hidden_state`).
+        ValueError: `target` outside [0, 1), a non-LSTM layer, an LSTM without hidden-state
+            pruning (convert it with `prune_hidden_state`), `tolerance` outside [0, 1) or
+            `max_steps` not a positive integer.
     """
     target = _check_target(target)
+    _check_search(tolerance, max_steps)
     chosen = lstm_layers(model, layers)
+    _check_some_lstm(model, chosen)
     pruned = [layer for layer in chosen if getattr(layer, "hidden_state", "off") != "off"]
     if not pruned or layers is not None and len(pruned) < len(chosen):
         off = [layer.name for layer in chosen if layer not in pruned]
@@ -153,10 +166,14 @@ def prune_hidden_state(
         `(new_model, report)` with the `measure` report of the calibrated model.
 
     Raises:
-        ValueError: `target` outside [0, 1), a non-LSTM layer, or `chunk` not dividing units.
+        TypeError: `target` is not a number, or `layers` is not names / layers.
+        ValueError: `target` outside [0, 1), no LSTM or a non-LSTM layer selected, `chunk` not
+            dividing units, or `tolerance` outside [0, 1).
     """
     target = _check_target(target)
+    _check_search(tolerance, 20)
     selected = lstm_layers(model, layers)
+    _check_some_lstm(model, selected)
     mode = "trained" if trained else "fixed"
 
     def convert_one(layer):
@@ -291,12 +308,40 @@ def _holds_lstm(layer):
 
 
 def _check_target(target):
+    if not (isinstance(target, numbers.Real) and not isinstance(target, bool)):
+        raise TypeError(
+            "target is the share of hidden-state chunks (or weights) to zero: a number in "
+            f"[0, 1) such as 0.5. Received: target={target!r} of type {type(target).__name__}"
+        )
     if not 0.0 <= float(target) < 1.0:
         raise ValueError(
             "target is the share of hidden-state chunks (or weights) to zero and must be in "
             f"[0, 1); 1 would silence the layer. Received: target={target!r}"
         )
     return float(target)
+
+
+def _check_some_lstm(model, chosen):
+    if not chosen:
+        raise ValueError(
+            f"Model '{model.name}' has no LSTM layer to prune the hidden state of: tfprune.lstm "
+            "handles keras.layers.LSTM, tfprune.layers.MaskedLSTM and Bidirectional around them. "
+            "For Dense and convolution layers use tfprune.prunable and tfprune.DynamicPrune."
+        )
+
+
+def _check_search(tolerance, max_steps):
+    """The calibration search's settings: a tolerance in [0, 1) and a positive step count."""
+    if not (isinstance(tolerance, numbers.Real) and 0.0 <= tolerance < 1.0):
+        raise ValueError(
+            "tolerance is how close the measured hidden-state sparsity must come to the target: "
+            f"a number in [0, 1) such as 0.01. Received: tolerance={tolerance!r}"
+        )
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(
+            "max_steps is the number of search steps per layer and must be a positive integer "
+            f"such as 20. Received: max_steps={max_steps!r}"
+        )
 
 
 def _layer_report(layer):

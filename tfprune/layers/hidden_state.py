@@ -8,6 +8,8 @@ multiply-adds skipped.
 """
 
 import contextlib
+import math
+import numbers
 
 import keras
 import numpy as np
@@ -31,7 +33,8 @@ class HiddenStatePruning:
         modes: the modes the owning cell accepts.
 
     Raises:
-        ValueError: an unknown `mode` or a `chunk` that is not a positive integer.
+        ValueError: an unknown `mode`, a `chunk` that is not a positive integer or a threshold
+            that is not a finite number.
     """
 
     def __init__(self, mode="fixed", chunk=4, threshold=0.0, modes=HIDDEN_MODES):
@@ -41,6 +44,16 @@ class HiddenStatePruning:
             raise ValueError(f"chunk must be a positive integer. Received: chunk={chunk!r}")
         self.mode = mode
         self.chunk = chunk
+        if not (
+            isinstance(threshold, numbers.Real)
+            and not isinstance(threshold, bool)
+            and math.isfinite(threshold)
+        ):
+            raise ValueError(
+                "hidden_threshold is the threshold on a chunk's summed |h| and must be a finite "
+                f"number such as 0.0 (tfprune.lstm.calibrate sets it from data). "
+                f"Received: hidden_threshold={threshold!r}"
+            )
         self.initial_threshold = float(threshold)
         # A runtime switch, not config: `hidden_statistics_off` clears it while tracing.
         self.recording = True

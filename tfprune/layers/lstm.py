@@ -12,6 +12,7 @@ and run only `h U` inside the time loop, which keeps them as fast as `keras.laye
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
@@ -259,6 +260,11 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
             **kwargs,
         )
         self._init_granularity(granularity)
+        if not isinstance(prune_weights, (bool, np.bool_)):
+            raise ValueError(
+                "Expected prune_weights to be True (DST masks on both kernels) or False "
+                f"(hidden-state pruning only). Received: prune_weights={prune_weights!r}"
+            )
         self.prune_weights = bool(prune_weights)
 
     def build(self, input_shape):
