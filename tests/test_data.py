@@ -149,3 +149,18 @@ def test_digits_split_is_fixed_and_scaled():
 def test_unknown_dataset_names_are_rejected(name):
     with pytest.raises(ValueError, match=f"Unknown dataset.*name={name!r}"):
         data.load_dataset(name)
+
+
+def test_one_directory_may_be_given_as_a_string(tmp_path, no_download):
+    write_fake_fashion_mnist(tmp_path)
+    assert data.load_fashion_mnist(dirs=str(tmp_path)).x_train.shape == (6, 28, 28)
+    assert not no_download
+
+
+def test_auto_refuses_damaged_fashion_mnist_rather_than_falling_back(tmp_path, monkeypatch, no_download):
+    write_fake_fashion_mnist(tmp_path)
+    (tmp_path / data.FASHION_MNIST_FILES["x_test"]).write_bytes(b"\x1f\x8b\x08\x00cut")
+    monkeypatch.setattr(data, "fashion_mnist_dirs", lambda: [tmp_path])
+    with pytest.raises(ValueError, match="Damaged dataset file.*Delete it and fetch it again.*t10k-images"):
+        data.load_dataset("auto")
+    assert not no_download

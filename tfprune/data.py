@@ -9,6 +9,7 @@ import dataclasses
 import gzip
 import logging
 import os
+import zlib
 
 import keras
 import numpy as np
@@ -65,45 +66,78 @@ def read_idx(path):
     """Reads one IDX file (gzipped if its name ends in `.gz`) into a numpy array.
 
     Raises:
-        ValueError: if the header is not IDX or the payload does not match its shape.
+        FileNotFoundError: there is no file at `path`.
+        ValueError: the file is damaged: not gzip (for `.gz`), truncated, a header that is not
+            IDX, or a payload that does not match its shape.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise _damaged(path, f"unreadable gzip ({type(e).__name__}: {e})") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"Not an IDX file (bad magic number {data[:4]!r}). Received: path={path}")
+        raise _damaged(path, f"not an IDX file (bad magic number {data[:4]!r})")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise _damaged(path, f"IDX header cut short ({len(data)} of {header} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(data[4:header], ">u4"))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(
+        raise _damaged(
+            path,
             f"IDX payload of {len(data) - header} bytes does not match shape {shape} "
-            f"({expected} bytes). Received: path={path}"
+            f"({expected} bytes)",
         )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+def _damaged(path, what):
+    """The ValueError for a damaged dataset file: what is wrong, the path and the fix."""
+    return ValueError(
+        f"Damaged dataset file: {what}. Delete it and fetch it again (Keras' "
+        "keras.datasets.fashion_mnist.load_data() downloads Fashion-MNIST into "
+        "~/.keras/datasets/fashion-mnist; Debian's copy comes back with "
+        f"`apt-get install --reinstall dataset-fashion-mnist`). Received: path={path}"
+    )
+
+
 def find_fashion_mnist(dirs=None):
     """The first directory in `dirs` (default `fashion_mnist_dirs()`) holding all four files."""
-    for directory in fashion_mnist_dirs() if dirs is None else dirs:
+    for directory in _directories(dirs):
         if all(os.path.isfile(os.path.join(directory, f)) for f in FASHION_MNIST_FILES.values()):
             return str(directory)
     return None
+
+
+def _directories(dirs):
+    """`dirs` as a list of directories: None means `fashion_mnist_dirs()`, one path is one dir."""
+    if dirs is None:
+        return fashion_mnist_dirs()
+    if isinstance(dirs, (str, os.PathLike)):
+        return [dirs]
+    if not isinstance(dirs, (list, tuple)):
+        raise TypeError(
+            f"Expected dirs to be a directory or a list of directories. Received: dirs={dirs!r}"
+        )
+    return list(dirs)
 
 
 def load_fashion_mnist(dirs=None):
     """Fashion-MNIST from disk if present, else through Keras' (downloading) loader.
 
     Args:
-        dirs: directories to search instead of `fashion_mnist_dirs()`.
+        dirs: a directory or a list of directories to search instead of
+            `fashion_mnist_dirs()`.
 
     Returns:
         A `Dataset` of 60000 train and 10000 test 28x28 images.
 
     Raises:
         DatasetUnavailable: not on disk and the download failed (e.g. no network).
+        ValueError: a file on disk is damaged (the message names it).
 
     >>> data = load_fashion_mnist()
     >>> data.x_train.shape
@@ -117,7 +151,7 @@ def load_fashion_mnist(dirs=None):
             (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
         except Exception as e:  # Keras raises a bare Exception when the download fails.
             raise DatasetUnavailable(
-                f"Fashion-MNIST is not in {dirs or fashion_mnist_dirs()} and could not be "
+                f"Fashion-MNIST is not in {_directories(dirs)} and could not be "
                 f"downloaded ({type(e).__name__}: {e}). Put the four IDX .gz files in one of "
                 "those directories, or `apt-get install dataset-fashion-mnist`."
             ) from e
