@@ -13,7 +13,7 @@ from keras import ops
 
 import tflite_export
 import tfprune
-from tflite_export import pipeline, verify
+from tflite_export import pipeline, samples
 
 
 def mlp(sizes, seed=0):
@@ -146,9 +146,8 @@ def test_lstm_exports_with_static_batch(tmp_path):
     )
     report = tflite_export.export(model, tmp_path / "lstm.tflite", latency_runs=5)
     assert report.batch_size == 1
-    assert report.parity.passed and report.parity.samples == verify.DEFAULT_SAMPLES
+    assert report.parity.passed and report.parity.samples == samples.DEFAULT_SAMPLES
     assert {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(report.operators)
-
 
 
 def test_sparse_quantized_hidden_state_lstm_exports_on_builtin_kernels(tmp_path):
@@ -189,53 +188,6 @@ def test_cli_end_to_end(tmp_path, data):
     saved = json.loads(report.read_text())
     assert saved["size_bytes"] == os.path.getsize(out)
     assert saved["parity"]["passed"] and saved["quantize"] == "int8"
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--quantize", "int8"], "needs representative_data"),
-        (["--calibration", "calib.txt"], "takes a .npy file"),
-        (["--batch-size", "0"], "positive integer"),
-    ],
-)
-def test_cli_failures_exit_nonzero_without_output(tmp_path, capsys, argv, message):
-    from tflite_export.__main__ import main
-
-    mlp([20, 4]).save(tmp_path / "model.keras")
-    out = tmp_path / "out.tflite"
-    assert main([str(tmp_path / "model.keras"), "-o", str(out), *argv]) == 1
-    assert message in capsys.readouterr().err
-    assert not out.exists()
-
-
-@pytest.mark.parametrize(
-    "kwargs, error, message",
-    [
-        ({"quantize": "int8"}, ValueError, "needs representative_data"),
-        ({"quantize": "float16"}, ValueError, "quantize='float16'"),
-        ({"batch_size": 0}, ValueError, "batch_size=0"),
-        ({"path": "missing_dir/m.tflite"}, OSError, "No such file"),
-        ({"path": "a_file/m.tflite"}, OSError, "Cannot write"),
-        ({"path": "."}, OSError, "is a directory"),
-    ],
-)
-def test_invalid_arguments_fail_before_conversion(tmp_path, kwargs, error, message):
-    (tmp_path / "a_file").write_text("")
-    path = tmp_path / kwargs.pop("path", "m.tflite")
-    with pytest.raises(error, match=message):
-        tflite_export.export(mlp([20, 4]), path, **kwargs)
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-def test_parity_failure_leaves_existing_file_untouched(tmp_path, monkeypatch):
-    monkeypatch.setattr(verify, "FLOAT_TOLERANCE", -1.0)
-    path = tmp_path / "model.tflite"
-    path.write_bytes(b"previous")
-    with pytest.raises(tflite_export.ParityError, match="Nothing was written"):
-        tflite_export.export(mlp([20, 4]), path, sparse=False)
-    assert path.read_bytes() == b"previous"
-    assert os.listdir(tmp_path) == ["model.tflite"]
 
 
 class Svd(keras.layers.Layer):

@@ -1,19 +1,24 @@
 """`python -m tflite_export MODEL.keras -o OUT.tflite`: export a saved Keras model to TFLite.
 
 Prints the report table, optionally writes it as JSON, and exits non-zero with a one-paragraph
-message (and no output file) when anything fails.
+message (and no output file) when anything fails. Input files are checked for what they are
+(a directory, not a zip, a text or pickled .npy) before Keras or NumPy give a misleading error.
 """
 
 import argparse
 import json
 import os
 import sys
+import zipfile
 
 import keras
 import numpy as np
 
 import tflite_export
 from tflite_export.files import check_writable, write_atomically
+from tflite_export.samples import check_data
+
+NPY_MAGIC = b"\x93NUMPY"
 
 PROG = "tflite-export"
 # Failures the user can act on: reported as one message, not a traceback.
@@ -70,14 +75,14 @@ def main(argv=None):
 
 def run(args):
     """Loads the inputs named by `args`, exports, writes the JSON report; returns the report."""
-    for path in filter(None, (args.output, args.report)):
-        check_writable(path)
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"Model file '{args.model}' does not exist. Pass a .keras file.")
-    calibration = _load_array("--calibration", args.calibration, "calib.npy")
-    verify_data = _load_array("--verify-data", args.verify_data, "verify.npy")
+    check_writable(args.output, "--output")
+    if args.report:
+        check_writable(args.report, "--report")
+    model = _load(args.model)
+    calibration = _load_array("--calibration", args.calibration, "calib.npy", model)
+    verify_data = _load_array("--verify-data", args.verify_data, "verify.npy", model)
     report = tflite_export.export(
-        _load(args.model),
+        model,
         args.output,
         sparse=not args.no_sparse,
         quantize=args.quantize,
@@ -93,8 +98,8 @@ def run(args):
     return report
 
 
-def _load_array(flag, path, example):
-    """The array in the .npy file `path`, or None when the flag was not given."""
+def _load_array(flag, path, example, model):
+    """The array in the .npy file `path`, checked against `model`; None without the flag."""
     if not path:
         return None
     if not path.endswith(".npy"):
@@ -102,12 +107,54 @@ def _load_array(flag, path, example):
             f"{flag} takes a .npy file. Received: {path!r}. Save with "
             f"numpy.save('{example}', x) (single-input models; use the Python API otherwise)."
         )
-    return np.load(path)
+    _check_file(flag, path, f"Pass a file written by numpy.save('{example}', x).")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"{flag} takes the array of a single-input model; this one has {len(model.inputs)} "
+            "inputs. Use the Python API: tflite_export.export(..., representative_data=[x1, x2])."
+        )
+    with open(path, "rb") as file:
+        if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ValueError(
+                f"{flag} '{path}' is not a .npy file: it has no NumPy header (text, or another "
+                f"format named .npy). Save the array with numpy.save('{example}', x)."
+            )
+    try:
+        array = np.load(path)
+    except (ValueError, EOFError) as error:
+        if "allow_pickle" not in str(error):
+            raise ValueError(f"{flag} '{path}' is truncated or corrupt: {error}") from error
+        raise ValueError(
+            f"{flag} '{path}' holds Python objects (dtype=object), which are not loaded: "
+            f"unpickling can run code. Save a numeric array: numpy.save('{example}', "
+            "np.asarray(x, dtype='float32'))."
+        ) from error
+    return check_data(model, array, f"{flag} '{path}'")[0]
 
 
 def _load(path):
     import tfprune.layers  # noqa: F401  registers tfprune's layers as Keras serializables
 
+    _check_file(
+        "Model file",
+        path,
+        "Pass a .keras file, as model.save('model.keras') writes (Keras 3 loads no SavedModel "
+        "directory).",
+    )
+    if path.endswith(".keras"):
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                f"Model file '{path}' is not a .keras file: .keras files are zip archives and "
+                f"this one ({os.path.getsize(path):,} bytes) has no zip directory (a truncated "
+                "copy, or another format named .keras). Save the model again with "
+                "model.save('model.keras')."
+            )
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise ValueError(
+                    f"Model file '{path}' is a zip archive but not a Keras model (no "
+                    "config.json). Pass a file saved with model.save('model.keras')."
+                )
     try:
         return keras.saving.load_model(path)
     except Exception as error:
@@ -115,6 +162,13 @@ def _load(path):
             f"Cannot load '{path}' as a Keras model: {error}. Pass a file saved with "
             "model.save('model.keras'); custom layers must be importable and registered."
         ) from error
+
+
+def _check_file(what, path, fix):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} '{path}' is a directory. {fix}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} '{path}' does not exist. {fix}")
 
 
 def _json_value(value):

@@ -1,22 +1,32 @@
-"""`export`'s argument checks, run before any conversion; each message echoes the bad value."""
+"""`export`'s argument checks, run before any conversion; each message echoes the bad value.
+
+A model with NaN or inf weights is refused here too: it computes NaN, and a NaN parity check
+would look like agreement (argmax of NaN is 0 on both sides).
+"""
+
+import numbers
 
 import keras
+import numpy as np
 
 from tflite_export.convert import QUANTIZE_MODES, has_rnn
 
 
-def check_arguments(model, quantize, representative_data, batch_size, latency_runs):
+def check_arguments(
+    model, *, sparse, quantize, representative_data, batch_size, compact, latency_runs
+):
     """Refuses arguments `export` cannot honour, saying what to pass instead.
 
     Args:
         model: the model to export.
+        sparse, compact: booleans.
         quantize: None, `"dynamic"` or `"int8"`.
-        representative_data: calibration inputs, or None.
+        representative_data: calibration inputs, or None (checked by `samples.check_data`).
         batch_size: the static batch, or None.
         latency_runs: timed invocations a round.
 
     Raises:
-        TypeError: `model` is not a Keras model.
+        TypeError: `model` is not a Keras model, or a flag or count has the wrong type.
         ValueError: any other argument is invalid, or `"int8"` lacks `representative_data` or
             meets a recurrent layer.
     """
@@ -30,7 +40,13 @@ def check_arguments(model, quantize, representative_data, batch_size, latency_ru
             f"Model '{model.name}' has no defined inputs (a subclassed model?). Build it as a "
             "Sequential or functional model starting with keras.Input(shape)."
         )
-    if quantize not in QUANTIZE_MODES:
+    for name, value in (("sparse", sparse), ("compact", compact)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(
+                f"Expected {name}=True or False. Received: {name}={value!r} "
+                f"({type(value).__name__})."
+            )
+    if not (quantize is None or isinstance(quantize, str)) or quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"Expected quantize None, 'dynamic' or 'int8'. Received: quantize={quantize!r}"
         )
@@ -46,9 +62,41 @@ def check_arguments(model, quantize, representative_data, batch_size, latency_ru
             "quantize='int8' needs representative_data to calibrate activation ranges: pass "
             "about 100 typical inputs (CLI: --calibration calib.npy), or use quantize='dynamic'."
         )
-    for name, value in (("batch_size", batch_size), ("latency_runs", latency_runs)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"Expected a positive integer. Received: {name}={value!r}")
+    if batch_size is not None:
+        _check_count("batch_size", batch_size)
+    _check_count("latency_runs", latency_runs)
+
+
+def _check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Expected {name} to be an integer. Received: {name}={value!r} "
+            f"({type(value).__name__})."
+        )
+    if value < 1:
+        raise ValueError(f"Expected a positive integer. Received: {name}={value!r}")
+
+
+def check_finite_weights(model):
+    """Refuses a model with a NaN or inf weight, naming the layer and the weight.
+
+    Raises:
+        ValueError: the first float weight holding a non-finite value.
+    """
+    for variable in model.weights:
+        if "float" not in str(variable.dtype):
+            continue  # integer counters, e.g. hidden-state statistics
+        values = np.asarray(keras.ops.convert_to_numpy(variable))
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            layer = variable.path.rpartition("/")[0] or model.name
+            raise ValueError(
+                f"Layer '{layer}' weight '{variable.name}' holds {bad} non-finite value(s) "
+                f"(NaN or inf) of {values.size}: the model computes NaN, which no export can "
+                "verify or run. Export a checkpoint saved before training diverged "
+                "(keras.callbacks.TerminateOnNaN stops training at the first NaN) or retrain "
+                "with a lower learning rate."
+            )
 
 
 def export_batch_size(model, batch_size):

@@ -11,7 +11,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from tflite_export.errors import ConversionError, conversion_failure
+from tflite_export.errors import ConversionError, conversion_failure, int8_fallback
 from tfprune.layers import hidden_statistics_off
 
 QUANTIZE_MODES = (None, "dynamic", "int8")
@@ -65,6 +65,22 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
             return converter.convert()
     except Exception as error:  # tracing and the converter raise many unrelated types
         raise ConversionError(conversion_failure(error, model, batch_size, quantize)) from error
+
+
+def require_integer_kernels(info, path):
+    """Refuses an int8 file that the converter left float, as it silently does when calibration
+    gives no ranges (all-NaN data): it would be reported as int8.
+
+    Args:
+        info: the file's `inspect.FlatbufferInfo`.
+        path: the destination, for the message.
+
+    Raises:
+        ConversionError: a weight is stored as float, or there is no QUANTIZE op.
+    """
+    float_weights = [t.name for t in info.tensors if t.dtype.startswith("float")]
+    if float_weights or "QUANTIZE" not in info.operators:
+        raise ConversionError(int8_fallback(float_weights, path))
 
 
 def _input_signature(model, batch_size):

@@ -68,6 +68,8 @@ def parity_failure(result, path, quantize, misaligned):
     Returns:
         The message.
     """
+    if result.criterion == "finite_outputs":
+        return _non_finite_failure(result, path, quantize)
     advice = (
         "Calibrate with more representative_data, or use quantize='dynamic' or None."
         if quantize
@@ -79,6 +81,35 @@ def parity_failure(result, path, quantize, misaligned):
         f"(max |diff| {result.max_abs_diff:.3g}). Nothing was written to '{path}'. "
         + advice
         + _misaligned_hint(misaligned)
+    )
+
+
+def _non_finite_failure(result, path, quantize):
+    """Weights and inputs were checked finite, so NaN or inf came from computing."""
+    if result.keras_non_finite:
+        where = f"The Keras model's outputs hold {result.keras_non_finite}"
+        advice = (
+            "Weights and inputs are finite, so a layer overflows float32: check the inputs' "
+            "scale (normalise them) and for very large weights."
+        )
+    else:
+        where = f"The .tflite model's outputs hold {result.tflite_non_finite}"
+        fix = "try quantize='dynamic' or None." if quantize else "export sub-models to find which."
+        advice = f"Keras computes finite values there, so a layer computes differently: {fix}"
+    return (
+        f"{where} non-finite value(s) (NaN or inf) on {result.samples} verification samples; "
+        f"parity cannot pass with non-finite outputs. Nothing was written to '{path}'. {advice}"
+    )
+
+
+def int8_fallback(float_weights, path):
+    """The message for an int8 request whose file came out without integer kernels."""
+    what = f"weights {float_weights} stay float" if float_weights else "it has no QUANTIZE op"
+    return (
+        f"quantize='int8' produced a file without integer kernels ({what}): the converter "
+        "fell back to float, which happens when calibration gives no activation ranges. "
+        f"Nothing was written to '{path}'. Check representative_data (typical, finite inputs) "
+        "or use quantize='dynamic'."
     )
 
 

@@ -1,29 +1,24 @@
-"""`export()`: prepare (strip, compact) -> convert -> verify -> time -> report -> write.
+"""`export()`: check -> prepare (strip, compact) -> convert -> verify -> time -> report -> write.
 
-Every stage that can fail runs before the write, so a failed export leaves nothing behind.
+Every argument, the weights and the data are checked before any heavy work; every stage that can
+fail runs before the write, so a failed export leaves nothing behind.
 """
 
-import os
 import warnings
 
 import tfprune
-from tflite_export.arguments import check_arguments, export_batch_size
-from tflite_export.convert import BYTES_PER_VALUE, to_tflite
+from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
+from tflite_export.convert import BYTES_PER_VALUE, require_integer_kernels, to_tflite
 from tflite_export.errors import ParityError, parity_failure
 from tflite_export.files import check_writable, write_atomically
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
 from tflite_export.report import ExportReport
+from tflite_export.samples import select_samples
 from tflite_export.timing import median_latency_us
-from tflite_export.verify import (
-    choose_runtime,
-    keras_outputs,
-    parity,
-    select_samples,
-    tflite_outputs,
-)
+from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
 from tfprune.counts import stored_params
-from tfprune.layers import masked_layers
+from tfprune.layers import hidden_statistics_off, masked_layers
 
 # Alternating timing rounds of the file and its dense encoding: fewer than a benchmark's, so
 # export stays quick, but enough that one busy moment on the machine does not decide.
@@ -45,7 +40,8 @@ def export(
     """Strips, compacts, converts, verifies and writes `model` as a .tflite file.
 
     The file appears only if conversion and parity succeed; on any failure nothing is left at
-    `path` (an existing file there is kept unchanged).
+    `path` (an existing file there is kept unchanged). It is created like any file (mode 0666
+    minus the umask; a replaced file keeps its mode) and no temporary survives a killed export.
 
     Args:
         model: a Sequential or functional `keras.Model`, with tfprune layers or stock ones.
@@ -70,26 +66,39 @@ def export(
         An `ExportReport`; `print(report)` shows a table, `report.to_dict()` is JSON-ready.
 
     Raises:
-        TypeError: `model` is not a Keras model.
-        ValueError: an invalid argument, or `"int8"` without `representative_data`.
+        TypeError: `model` is not a Keras model, or an argument has the wrong type.
+        ValueError: an invalid argument, `"int8"` without `representative_data`, a NaN or inf
+            weight (the layer and weight are named) or data value (the argument and sample).
         OSError: `path` cannot be written (checked before any conversion).
-        ConversionError: the converter rejected a layer; the message names it and the fix.
-        ParityError: the .tflite outputs differ from Keras beyond the tolerance.
+        ConversionError: the converter rejected a layer (the message names it and the fix), or
+            `"int8"` came out without integer kernels.
+        ParityError: the .tflite outputs differ from Keras beyond the tolerance, or either
+            side's outputs hold NaN or inf.
 
     >>> report = tflite_export.export(model, "model.tflite", quantize="dynamic")
     """
-    check_arguments(model, quantize, representative_data, batch_size, latency_runs)
-    path = os.fspath(path)
-    check_writable(path)
+    check_arguments(
+        model,
+        sparse=sparse,
+        quantize=quantize,
+        representative_data=representative_data,
+        batch_size=batch_size,
+        compact=compact,
+        latency_runs=latency_runs,
+    )
+    path = check_writable(path)
+    check_finite_weights(model)
     batch_size = export_batch_size(model, batch_size)
     calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
-
     prepared, compaction = _prepare(model, compact)
     content, dense_content = _convert(prepared, sparse, quantize, batch_size, calibration)
     info = read_flatbuffer(content)
+    if quantize == "int8":
+        require_integer_kernels(info, path)
     result, runtime_note = _verify(
-        model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize, path=path
-    )
+        model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
+        path=path,
+    )  # fmt: skip
     latency_batch = batch_size or 1
     latency_ms, dense_latency_ms = _time(
         content, dense_content, [x[:latency_batch] for x in samples], latency_runs
@@ -136,8 +145,10 @@ def _verify(model, prepared, content, info, samples, *, batch_size, quantize, pa
     resolver, runtime_note = choose_runtime(content, info.tensors)
     if runtime_note:
         warnings.warn(f"{path}: {runtime_note}", stacklevel=3)
+    with hidden_statistics_off(model):  # verifying must not add to the user's statistics
+        expected = keras_outputs(model, samples)
     result = parity(
-        keras_outputs(model, samples),
+        expected,
         tflite_outputs(content, resolver, prepared, samples, batch_size),
         quantized=quantize is not None,
     )

@@ -1,4 +1,4 @@
-"""Keras vs LiteRT parity: the samples to compare on, the runtime, the comparison rule.
+"""Keras vs LiteRT parity: the runtime, both sides' outputs, the comparison rule.
 
 Every invocation starts from reset variables: a fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its
 state between invokes, which would make the second sample depend on the first.
@@ -17,10 +17,6 @@ FLOAT_TOLERANCE = 1e-4
 QUANTIZED_TOLERANCE = 0.1
 # Quantized exports with a vector output (classifiers): share of argmax predictions that agree.
 MIN_AGREEMENT = 0.9
-# Random samples drawn when no verification data is given.
-DEFAULT_SAMPLES = 16
-# Verification samples borrowed from representative_data when no verify_data is given.
-BORROWED_VERIFY_SAMPLES = 64
 # Interpreter threads for the runtime probe and verification, as the timer's default.
 NUM_THREADS = 1
 
@@ -35,9 +31,12 @@ class Parity:
         mean_abs_diff: mean |keras - tflite|.
         argmax_agreement: share of samples whose argmax (last axis) agrees; None for outputs
             with a last axis of size 1.
-        criterion: `"max_abs_diff"` or `"argmax_agreement"`: what decided `passed`.
+        criterion: `"max_abs_diff"` or `"argmax_agreement"`: what decided `passed`; or
+            `"finite_outputs"` when either side computed NaN or inf, which always fails.
         threshold: the bound the criterion was held to.
         passed: whether the criterion held.
+        keras_non_finite: NaN or inf values among the Keras outputs.
+        tflite_non_finite: NaN or inf values among the TFLite outputs.
     """
 
     samples: int
@@ -47,89 +46,8 @@ class Parity:
     criterion: str
     threshold: float
     passed: bool
-
-
-def select_samples(model, representative_data, verify_data, batch_size):
-    """The calibration inputs and the inputs to verify on, each one array per model input.
-
-    Verification uses `verify_data`, else the first `BORROWED_VERIFY_SAMPLES` calibration
-    samples, else `DEFAULT_SAMPLES` random ones.
-
-    Args:
-        model: the Keras model.
-        representative_data: calibration data as `export` takes it, or None.
-        verify_data: verification data as `export` takes it, or None.
-        batch_size: the static batch, or None.
-
-    Returns:
-        `(calibration, samples)`: lists of arrays (`calibration` is None without
-        `representative_data`).
-
-    Raises:
-        ValueError: either data does not fit the model (see `sample_inputs`).
-    """
-    calibration = None
-    if representative_data is not None:
-        calibration = sample_inputs(model, representative_data, batch_size, "representative_data")
-    if verify_data is not None:
-        samples = sample_inputs(model, verify_data, batch_size)
-    elif calibration is not None:
-        samples = sample_inputs(
-            model, [x[:BORROWED_VERIFY_SAMPLES] for x in calibration], batch_size
-        )
-    else:
-        samples = sample_inputs(model, None, batch_size)
-    return calibration, samples
-
-
-def sample_inputs(model, data, batch_size, what="verify_data"):
-    """Arrays to run, one per model input, with a sample count that is a multiple of the batch.
-
-    Args:
-        model: the Keras model.
-        data: None (draw `DEFAULT_SAMPLES` standard-normal samples), an array for a single-input
-            model, or a list of arrays (one per input, in `model.inputs` order).
-        batch_size: the static batch, or None.
-        what: the argument name, for error messages.
-
-    Returns:
-        A list of numpy arrays, cast to the inputs' dtypes.
-
-    Raises:
-        ValueError: the data does not match the model's inputs or holds fewer samples than
-            one static batch.
-    """
-    inputs = model.inputs
-    step = batch_size or 1
-    if data is None:
-        rng = np.random.default_rng(0)
-        count = -(-DEFAULT_SAMPLES // step) * step
-        return [
-            rng.standard_normal((count, *t.shape[1:])).astype(t.dtype)
-            if "float" in str(t.dtype)
-            else rng.integers(0, 2, (count, *t.shape[1:])).astype(t.dtype)
-            for t in inputs
-        ]
-    arrays = [data] if isinstance(data, np.ndarray) else list(data)
-    if len(arrays) != len(inputs):
-        raise ValueError(
-            f"{what} holds {len(arrays)} array(s) but the model takes {len(inputs)} input(s). "
-            "Pass one array per model input, in model.inputs order."
-        )
-    arrays = [np.asarray(x) for x in arrays]
-    for x, t in zip(arrays, inputs):
-        if tuple(x.shape[1:]) != tuple(t.shape[1:]):
-            raise ValueError(
-                f"{what} has per-sample shape {tuple(x.shape[1:])} but input '{t.name}' expects "
-                f"{tuple(t.shape[1:])}. Pass arrays shaped (samples, *input_shape)."
-            )
-    count = min(len(x) for x in arrays) // step * step
-    if count == 0:
-        raise ValueError(
-            f"{what} holds {min(len(x) for x in arrays)} sample(s), fewer than one static batch "
-            f"of {step}. Pass at least {step} samples."
-        )
-    return [x[:count].astype(t.dtype) for x, t in zip(arrays, inputs)]
+    keras_non_finite: int = 0
+    tflite_non_finite: int = 0
 
 
 def choose_runtime(content, tensors=()):
@@ -213,9 +131,12 @@ def parity(expected, actual, quantized):
         quantized: whether the export is quantized (looser rule).
 
     Returns:
-        A `Parity`.
+        A `Parity`. Any NaN or inf on either side fails it: argmax of NaN is 0 on both sides,
+        and NaN compares as no difference to a bound.
     """
-    diffs = np.concatenate([np.abs(e - a).ravel() for e, a in zip(expected, actual)])
+    keras_bad, tflite_bad = _non_finite(expected), _non_finite(actual)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, failed below anyway
+        diffs = np.concatenate([np.abs(e - a).ravel() for e, a in zip(expected, actual)])
     scale = max(1.0, max(float(np.abs(e).max()) for e in expected))
     classifier = all(e.ndim >= 2 and e.shape[-1] > 1 for e in expected)
     agreement = None
@@ -223,7 +144,9 @@ def parity(expected, actual, quantized):
         agreement = float(
             np.mean([np.mean(e.argmax(-1) == a.argmax(-1)) for e, a in zip(expected, actual)])
         )
-    if quantized and classifier:
+    if keras_bad or tflite_bad:
+        criterion, threshold, passed = "finite_outputs", 0, False
+    elif quantized and classifier:
         criterion, threshold, passed = "argmax_agreement", MIN_AGREEMENT, agreement >= MIN_AGREEMENT
     else:
         threshold = (QUANTIZED_TOLERANCE if quantized else FLOAT_TOLERANCE) * scale
@@ -236,7 +159,13 @@ def parity(expected, actual, quantized):
         criterion=criterion,
         threshold=threshold,
         passed=bool(passed),
+        keras_non_finite=keras_bad,
+        tflite_non_finite=tflite_bad,
     )
+
+
+def _non_finite(outputs):
+    return sum(int(o.size - np.count_nonzero(np.isfinite(o))) for o in outputs)
 
 
 def _interpreter(content, resolver):
