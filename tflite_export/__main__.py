@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 import tflite_export
-from tflite_export.files import check_writable, write_atomically
+from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.samples import check_data
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -74,27 +74,32 @@ def main(argv=None):
 
 
 def run(args):
-    """Loads the inputs named by `args`, exports, writes the JSON report; returns the report."""
+    """Loads the inputs named by `args`, exports, writes the JSON report; returns the report.
+
+    The output's lock is held until the JSON report is written, so the report describes the
+    file at the output path (a concurrent export to it is refused).
+    """
     check_writable(args.output, "--output")
     if args.report:
         check_writable(args.report, "--report")
     model = _load(args.model)
     calibration = _load_array("--calibration", args.calibration, "calib.npy", model)
     verify_data = _load_array("--verify-data", args.verify_data, "verify.npy", model)
-    report = tflite_export.export(
-        model,
-        args.output,
-        sparse=not args.no_sparse,
-        quantize=args.quantize,
-        representative_data=calibration,
-        verify_data=verify_data,
-        batch_size=args.batch_size,
-        compact=not args.no_compact,
-        latency_runs=args.latency_runs,
-    )
-    if args.report:
-        text = json.dumps(report.to_dict(), indent=2, default=_json_value)
-        write_atomically(args.report, text.encode())
+    with exclusive(args.output):
+        report = tflite_export.export(
+            model,
+            args.output,
+            sparse=not args.no_sparse,
+            quantize=args.quantize,
+            representative_data=calibration,
+            verify_data=verify_data,
+            batch_size=args.batch_size,
+            compact=not args.no_compact,
+            latency_runs=args.latency_runs,
+        )
+        if args.report:
+            text = json.dumps(report.to_dict(), indent=2, default=_json_value)
+            write_atomically(args.report, text.encode())
     return report
 
 

@@ -1,16 +1,18 @@
 """`export()`: check -> prepare (strip, compact) -> convert -> verify -> time -> report -> write.
 
 Every argument, the weights and the data are checked before any heavy work; every stage that can
-fail runs before the write, so a failed export leaves nothing behind.
+fail runs before the write, so a failed export leaves nothing behind. One export at a time may
+write a path (`files.exclusive`), so the file is the one its report describes (`sha256`).
 """
 
+import hashlib
 import warnings
 
 import tfprune
 from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
 from tflite_export.convert import BYTES_PER_VALUE, require_integer_kernels, to_tflite
 from tflite_export.errors import ParityError, parity_failure
-from tflite_export.files import check_writable, write_atomically
+from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
 from tflite_export.report import ExportReport
@@ -69,7 +71,8 @@ def export(
         TypeError: `model` is not a Keras model, or an argument has the wrong type.
         ValueError: an invalid argument, `"int8"` without `representative_data`, a NaN or inf
             weight (the layer and weight are named) or data value (the argument and sample).
-        OSError: `path` cannot be written (checked before any conversion).
+        OSError: `path` cannot be written (checked before any conversion);
+            `BlockingIOError` if another export is writing `path`.
         ConversionError: the converter rejected a layer (the message names it and the fix), or
             `"int8"` came out without integer kernels.
         ParityError: the .tflite outputs differ from Keras beyond the tolerance, or either
@@ -90,38 +93,40 @@ def export(
     check_finite_weights(model)
     batch_size = export_batch_size(model, batch_size)
     calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
-    prepared, compaction = _prepare(model, compact)
-    content, dense_content = _convert(prepared, sparse, quantize, batch_size, calibration)
-    info = read_flatbuffer(content)
-    if quantize == "int8":
-        require_integer_kernels(info, path)
-    result, runtime_note = _verify(
-        model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
-        path=path,
-    )  # fmt: skip
-    latency_batch = batch_size or 1
-    latency_ms, dense_latency_ms = _time(
-        content, dense_content, [x[:latency_batch] for x in samples], latency_runs
-    )
-    report = ExportReport(
-        path=path,
-        size_bytes=len(content),
-        dense_size_bytes=len(dense_content),
-        sparse=sparse,
-        quantize=quantize,
-        batch_size=batch_size,
-        operators=info.operators,
-        tensors=info.tensors,
-        layers=layer_kernels(info.tensors, prepared, sparse),
-        parity=result,
-        latency_ms=latency_ms,
-        dense_latency_ms=dense_latency_ms,
-        latency_batch=latency_batch,
-        runtime_note=runtime_note,
-        compaction=compaction,
-        **_weight_figures(prepared, quantize),
-    )
-    write_atomically(path, content)
+    with exclusive(path):
+        prepared, compaction = _prepare(model, compact)
+        content, dense_content = _convert(prepared, sparse, quantize, batch_size, calibration)
+        info = read_flatbuffer(content)
+        if quantize == "int8":
+            require_integer_kernels(info, path)
+        result, runtime_note = _verify(
+            model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
+            path=path,
+        )  # fmt: skip
+        latency_batch = batch_size or 1
+        latency_ms, dense_latency_ms = _time(
+            content, dense_content, [x[:latency_batch] for x in samples], latency_runs
+        )
+        report = ExportReport(
+            path=path,
+            size_bytes=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            dense_size_bytes=len(dense_content),
+            sparse=sparse,
+            quantize=quantize,
+            batch_size=batch_size,
+            operators=info.operators,
+            tensors=info.tensors,
+            layers=layer_kernels(info.tensors, prepared, sparse),
+            parity=result,
+            latency_ms=latency_ms,
+            dense_latency_ms=dense_latency_ms,
+            latency_batch=latency_batch,
+            runtime_note=runtime_note,
+            compaction=compaction,
+            **_weight_figures(prepared, quantize),
+        )
+        write_atomically(path, content)
     return report
 
 

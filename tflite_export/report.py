@@ -16,6 +16,7 @@ class ExportReport:
     Attributes:
         path: the .tflite file written.
         size_bytes: its size.
+        sha256: the SHA-256 of its bytes (hex), to check that a file is the one described.
         dense_size_bytes: size of the same model converted without sparse encoding (same
             quantization), the baseline the sparse encoding is measured against.
         sparse: whether sparse encoding was requested.
@@ -44,6 +45,7 @@ class ExportReport:
 
     path: str
     size_bytes: int
+    sha256: str
     dense_size_bytes: int
     sparse: bool
     quantize: str | None
@@ -90,6 +92,7 @@ class ExportReport:
             f"TFLite export: {self.path}",
             f"  file size    {_kb(self.size_bytes)}  (dense export {_kb(self.dense_size_bytes)}: "
             f"{self.compression:.2f}x)",
+            f"  sha256       {self.sha256}",
             f"  weights      {self.nonzero_params:,} of {self.params:,} nonzero (kernels "
             f"{self.weights['sparsity']:.1%} sparse); physical limit "
             f"{_kb(self.physical_limit_bytes)}" + _times(self.size_over_limit),
