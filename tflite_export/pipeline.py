@@ -5,12 +5,14 @@ fail runs before the write, so a failed export leaves nothing behind. One export
 write a path (`files.exclusive`), so the file is the one its report describes (`sha256`).
 """
 
+import dataclasses
 import hashlib
 import warnings
 
 import tfprune
 from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
 from tflite_export.convert import BYTES_PER_VALUE, require_integer_kernels, to_tflite
+from tflite_export.encoding import densify_misaligned_blocks
 from tflite_export.errors import ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.inspect import read_flatbuffer
@@ -95,7 +97,9 @@ def export(
     calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
     with exclusive(path):
         prepared, compaction = _prepare(model, compact)
-        content, dense_content = _convert(prepared, sparse, quantize, batch_size, calibration)
+        content, dense_content, reencoded = _convert(
+            prepared, sparse, quantize, batch_size, calibration
+        )
         info = read_flatbuffer(content)
         if quantize == "int8":
             require_integer_kernels(info, path)
@@ -124,6 +128,7 @@ def export(
             latency_batch=latency_batch,
             runtime_note=runtime_note,
             compaction=compaction,
+            reencoded=[dataclasses.asdict(r) for r in reencoded],
             **_weight_figures(prepared, quantize),
         )
         write_atomically(path, content)
@@ -139,10 +144,17 @@ def _prepare(model, compact):
 
 
 def _convert(prepared, sparse, quantize, batch_size, calibration):
-    """The file's bytes, and the same model without sparse encoding (the size baseline)."""
+    """The file's bytes, the same model without sparse encoding (the size baseline), and the
+    tensors whose sparse encoding TFLite would get wrong, stored dense instead."""
     settings = dict(quantize=quantize, batch_size=batch_size, calibration=calibration)
-    content = to_tflite(prepared, sparse=sparse, **settings)
-    return content, (to_tflite(prepared, sparse=False, **settings) if sparse else content)
+    if not sparse:
+        content = to_tflite(prepared, sparse=False, **settings)
+        return content, content, []
+    dense_content = to_tflite(prepared, sparse=False, **settings)
+    content, reencoded = densify_misaligned_blocks(
+        to_tflite(prepared, sparse=True, **settings), dense_content
+    )
+    return content, dense_content, reencoded
 
 
 def _verify(model, prepared, content, info, samples, *, batch_size, quantize, path):

@@ -41,6 +41,8 @@ class ExportReport:
         runtime_note: empty when the file runs under LiteRT's default runtime (XNNPACK);
             otherwise why and how it must be run on builtin kernels.
         compaction: `tfprune.compact`'s report as a dict, or None if compaction was off.
+        reencoded: tensors stored dense instead of the converter's encoding, each with its
+            shape, the block it had and why (`tflite_export.encoding`).
     """
 
     path: str
@@ -63,6 +65,7 @@ class ExportReport:
     weights: dict
     runtime_note: str = ""
     compaction: dict | None = None
+    reencoded: list = dataclasses.field(default_factory=list)
 
     @property
     def compression(self):
@@ -116,7 +119,7 @@ class ExportReport:
             f"{'stored':>7} {'sparsity':>8} {'bytes':>9}",
         ]
         for t in self.tensors:
-            name = t.name if len(t.name) <= NAME_WIDTH else "..." + t.name[-NAME_WIDTH + 3 :]
+            name = _short(t.name)
             encoding = t.encoding + ("*" if t.densified else "")
             sparsity = "-" if t.sparsity is None else f"{t.sparsity:.1%}"
             lines.append(
@@ -126,12 +129,18 @@ class ExportReport:
             )
         if any(t.densified for t in self.tensors):
             lines.append("  * expanded by DENSIFY at load time: smaller file, dense-speed kernel.")
+        for r in self.reencoded:
+            lines.append(f"  {_short(r['name'])}: {r['reason']}")
         width = max([len(k.layer or "?") for k in self.layers] + [5])
         lines += ["", f"  {'layer':<{width}} {'op':<15} {'kernel':<6}  why"]
         for k in self.layers:
             kernel = "sparse" if k.runs_sparse else "dense"
             lines.append(f"  {k.layer or '?':<{width}} {k.op or '-':<15} {kernel:<6}  {k.reason}")
         return "\n".join(lines)
+
+
+def _short(name):
+    return name if len(name) <= NAME_WIDTH else "..." + name[-NAME_WIDTH + 3 :]
 
 
 def _kb(size):

@@ -1,0 +1,75 @@
+"""The default export of ordinary LSTM shapes passes parity: per-tensor encodings TFLite gets right."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfprune
+import tflite_export
+from tflite_export.encoding import densify_misaligned_blocks
+from tflite_export.convert import to_tflite
+from tflite_export.inspect import read_flatbuffer
+
+STEPS = 10
+
+
+def _pruned_lstm(features, units, hidden_state):
+    """A DST-style LSTM model: 80% of both kernels masked, optionally hidden-state pruned."""
+    rng = np.random.default_rng(features * 1000 + units)
+    inputs = keras.Input((STEPS, features))
+    outputs = keras.layers.Dense(3)(keras.layers.LSTM(units, name="lstm")(inputs))
+    model = tfprune.prunable(keras.Model(inputs, outputs), layers=["lstm"])
+    cell = model.get_layer("lstm").cell
+    for kernel_name, threshold_name in cell.MASKED.items():
+        kernel = np.asarray(getattr(cell, kernel_name))
+        getattr(cell, threshold_name).assign(np.quantile(np.abs(kernel), 0.8, axis=0).astype("float32"))
+    x = rng.normal(size=(48, STEPS, features)).astype("float32")
+    if hidden_state:
+        model, _ = tfprune.lstm.prune_hidden_state(model, x, 0.3, tolerance=0.05)
+    return model, x
+
+
+@pytest.mark.parametrize(
+    "features, units, hidden_state, quantize",
+    [
+        (1, 16, True, None),
+        (1, 16, True, "dynamic"),
+        (3, 30, False, None),
+        (3, 30, False, "dynamic"),
+        (28, 123, False, None),
+        (28, 123, False, "dynamic"),
+    ],
+)
+def test_default_export_of_ordinary_lstms_passes_parity(tmp_path, features, units, hidden_state, quantize):
+    model, x = _pruned_lstm(features, units, hidden_state)
+    report = tflite_export.export(model, tmp_path / "m.tflite", quantize=quantize, verify_data=x[:16])
+    assert report.parity.passed
+    if features == 1:  # the 1-wide input kernel is the tensor the converter gets wrong
+        assert report.reencoded and report.reencoded[0]["shape"][-1] == 1
+    lstm_tensors = [t for t in report.tensors if "lstm" in t.name]
+    assert lstm_tensors and all(t.encoding for t in lstm_tensors)
+    for tensor in lstm_tensors:  # every block-encoded LSTM tensor is on TFLite's grid
+        if tensor.block_shape:
+            assert all(d % b == 0 for d, b in zip(tensor.shape, tensor.block_shape))
+    text = str(report)
+    assert all(t.name[-40:] in text for t in lstm_tensors)
+    for fixed in report.reencoded:  # each tensor stored dense says why
+        assert fixed["name"][-40:] in text and "does not divide" in fixed["reason"]
+
+
+def test_misaligned_block_tensors_are_taken_dense_from_the_dense_conversion():
+    model, x = _pruned_lstm(1, 16, hidden_state=False)
+    stripped = tfprune.strip(model)
+    sparse = to_tflite(stripped, sparse=True, quantize=None, batch_size=1, calibration=None)
+    dense = to_tflite(stripped, sparse=False, quantize=None, batch_size=1, calibration=None)
+    misaligned = [
+        t for t in read_flatbuffer(sparse).tensors
+        if t.block_shape and any(d % b for d, b in zip(t.shape, t.block_shape))
+    ]
+    assert misaligned, "the converter no longer block-encodes a 1-wide input: drop this module"
+    fixed, rewritten = densify_misaligned_blocks(sparse, dense)
+    assert [r.shape for r in rewritten] == [t.shape for t in misaligned]
+    assert "1-wide axis" in rewritten[0].reason
+    after = {t.name: t for t in read_flatbuffer(fixed).tensors}
+    assert all(after.get(t.name) is None or after[t.name].encoding == "dense" for t in misaligned)
+    assert len(fixed) < len(dense)  # the other tensors stay sparse
