@@ -45,39 +45,6 @@ class CompactionReport:
         return "\n".join(lines)
 
 
-def compact(model):
-    """Removes dead units, filters and channels; returns a new model with the same outputs.
-
-    Args:
-        model: a built Sequential or functional `keras.Model` whose pruned weights are exact
-            zeros. Models with tfprune masked layers are stripped first (`tfprune.convert.strip`).
-
-    Returns:
-        `(new_model, report)`: the compacted model (the original is not modified) and a
-        `CompactionReport`.
-
-    Raises:
-        TypeError: if `model` is not a `keras.Model`.
-        ValueError: if the model is unbuilt or subclassed (no functional graph to walk).
-
-    >>> small, report = compact(pruned_model)
-    >>> print(report)
-    """
-    _check_model(model)
-    if masked_layers(model):
-        from tfprune.convert import strip  # lazy: convert imports the layer registry
-
-        model = strip(model)
-    graph = _Graph(model)
-    remove = graph.decide()
-    plans, rows = graph.plans(remove)
-    new_model = _rebuild(model, plans)
-    report = CompactionReport(rows, model.count_params(), new_model.count_params())
-    return new_model, report
-
-
-
-
 def compact(model, data=None, batch_size=None):
     """Removes dead units, filters, channels and LSTM hidden units; the outputs stay the same.
 
