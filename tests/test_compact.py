@@ -1,7 +1,6 @@
 """compact(): same outputs, fewer units, exactly the units that are dead."""
 
 import sys
-import types
 
 import keras
 import numpy as np

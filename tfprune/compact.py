@@ -17,7 +17,7 @@ import dataclasses
 
 import keras
 
-from tfprune.channel_graph import Graph, LayerCompaction  # noqa: F401  (report rows)
+from tfprune.channel_graph import Graph
 from tfprune.convert import strip
 from tfprune.layers.base import masked_layers
 from tfprune.layers.lstm import HiddenStatePrunedLSTM

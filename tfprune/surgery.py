@@ -15,7 +15,7 @@ without a rule is a barrier: its inputs and outputs keep every position.
 """
 
 import numpy as np
-from keras import layers, ops
+from keras import ops
 
 NOT_ELEMENTWISE = frozenset({"softmax", "log_softmax", "glu", "sparsemax"})
 
