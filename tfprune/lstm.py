@@ -22,7 +22,7 @@ from tfprune.counts import count_nonzero
 from tfprune.estimator import block_scores
 from tfprune.kinds import LSTM_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
-from tfprune.threshold_search import search_threshold
+from tfprune.threshold_search import check_search, search_threshold
 
 __all__ = [
     "calibrate",
@@ -127,7 +127,7 @@ def calibrate(model, data, target, layers=None, tolerance=0.01, max_steps=20, ba
             `max_steps` not a positive integer.
     """
     target = _check_target(target)
-    _check_search(tolerance, max_steps)
+    check_search(tolerance, max_steps)
     chosen = lstm_layers(model, layers)
     _check_some_lstm(model, chosen)
     pruned = [layer for layer in chosen if getattr(layer, "hidden_state", "off") != "off"]
@@ -171,7 +171,7 @@ def prune_hidden_state(
             dividing units, or `tolerance` outside [0, 1).
     """
     target = _check_target(target)
-    _check_search(tolerance, 20)
+    check_search(tolerance, 20)
     selected = lstm_layers(model, layers)
     _check_some_lstm(model, selected)
     mode = "trained" if trained else "fixed"
@@ -327,20 +327,6 @@ def _check_some_lstm(model, chosen):
             f"Model '{model.name}' has no LSTM layer to prune the hidden state of: tfprune.lstm "
             "handles keras.layers.LSTM, tfprune.layers.MaskedLSTM and Bidirectional around them. "
             "For Dense and convolution layers use tfprune.prunable and tfprune.DynamicPrune."
-        )
-
-
-def _check_search(tolerance, max_steps):
-    """The calibration search's settings: a tolerance in [0, 1) and a positive step count."""
-    if not (isinstance(tolerance, numbers.Real) and 0.0 <= tolerance < 1.0):
-        raise ValueError(
-            "tolerance is how close the measured hidden-state sparsity must come to the target: "
-            f"a number in [0, 1) such as 0.01. Received: tolerance={tolerance!r}"
-        )
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
-        raise ValueError(
-            "max_steps is the number of search steps per layer and must be a positive integer "
-            f"such as 20. Received: max_steps={max_steps!r}"
         )
 
 

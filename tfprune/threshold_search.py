@@ -4,6 +4,8 @@ The search runs the whole model, so the feedback of pruned chunks on later steps
 layers) is part of what is calibrated.
 """
 
+import numbers
+
 
 def sparsity_at_threshold(model, layer, data, threshold, batch_size):
     """The hidden-state sparsity `layer` measures on `data` at `threshold` (set in place)."""
@@ -47,3 +49,17 @@ def search_threshold(model, layer, data, target, tolerance, max_steps, batch_siz
         lo, hi = (middle, hi) if sparsity_at(middle) < target else (lo, middle)
     best = min(seen, key=lambda threshold: abs(seen[threshold] - target))
     layer.cell.hidden_threshold.assign(best)
+
+
+def check_search(tolerance, max_steps):
+    """The calibration search's settings: a tolerance in [0, 1) and a positive step count."""
+    if not (isinstance(tolerance, numbers.Real) and 0.0 <= tolerance < 1.0):
+        raise ValueError(
+            "tolerance is how close the measured hidden-state sparsity must come to the target: "
+            f"a number in [0, 1) such as 0.01. Received: tolerance={tolerance!r}"
+        )
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(
+            "max_steps is the number of search steps per layer and must be a positive integer "
+            f"such as 20. Received: max_steps={max_steps!r}"
+        )

@@ -225,18 +225,8 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
 
 @keras.saving.register_keras_serializable(package="tfprune")
 class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
-    """The cell of `MaskedLSTM`: DST masks on both kernels and optional hidden-state pruning.
-
-    Args:
-        units: positive integer, dimensionality of the output space.
-        granularity: `"weight"` (default), `"unit"` (whole gate columns) or `(1, n)` blocks.
-        prune_weights: False freezes the weight thresholds at 0 (no weight pruning, no penalty).
-        hidden_state: `"off"` (default), `"fixed"` or `"trained"` (the threshold is a trainable
-            weight through the long-tailed estimator, penalised by `alpha * exp(-t)`).
-        chunk: units per hidden-state chunk; must divide `units` unless `hidden_state="off"`.
-        hidden_threshold: the initial hidden threshold.
-        **kwargs: the arguments of `keras.layers.LSTMCell`.
-    """
+    """The cell of `MaskedLSTM`, with the same arguments (those of `keras.layers.LSTMCell`
+    plus `granularity`, `prune_weights`, `hidden_state`, `chunk` and `hidden_threshold`)."""
 
     MASKED = {"kernel": "kernel_threshold", "recurrent_kernel": "recurrent_threshold"}
     RESETS = False  # the paper exempts LSTMs from the reset rule
