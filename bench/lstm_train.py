@@ -196,7 +196,7 @@ def units_removed(model, ctx):
     import tfprune
 
     arrays = ctx.arrays
-    compacted, exact = tfprune.compact(tfprune.strip(model))
+    compacted, exact = tfprune.compact(model)
     by_data, report = tfprune.compact(model, data=arrays["x_calibration"])
     compile_adam(by_data, ctx.settings["lr"])
     _, accuracy = by_data.evaluate(arrays["x_test"], arrays["y_test"], batch_size=1000, verbose=0)
