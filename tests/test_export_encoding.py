@@ -73,3 +73,26 @@ def test_misaligned_block_tensors_are_taken_dense_from_the_dense_conversion():
     after = {t.name: t for t in read_flatbuffer(fixed).tensors}
     assert all(after.get(t.name) is None or after[t.name].encoding == "dense" for t in misaligned)
     assert len(fixed) < len(dense)  # the other tensors stay sparse
+
+
+def test_report_says_what_hidden_state_pruning_skips_and_that_the_file_does_not(tmp_path):
+    model, x = _pruned_lstm(1, 16, hidden_state=True)
+    expected = tfprune.lstm.measure(model, x[:16])["lstm"]
+    seen_before = int(model.get_layer("lstm").cell.seen_steps.numpy())
+    report = tflite_export.export(model, tmp_path / "m.tflite", verify_data=x[:16])
+    figures = report.hidden_state["lstm"]
+    assert figures["hidden_sparsity"] == pytest.approx(expected["hidden_sparsity"])
+    assert figures["recurrent_macs_skipped"] == pytest.approx(expected["recurrent_macs_skipped"])
+    assert 0 < figures["recurrent_macs_skipped"] and figures["skipped_in_file"] is False
+    assert "NOT skipped" in str(report) and "tfprune.compact(model, data=" in str(report)
+    assert int(model.get_layer("lstm").cell.seen_steps.numpy()) == seen_before
+
+
+def test_hidden_state_figures_leave_an_unmasked_models_counters_alone(tmp_path):
+    model, x = _pruned_lstm(1, 16, hidden_state=True)
+    plain = tfprune.strip(model)
+    tfprune.lstm.measure(plain, x[:5])
+    before = plain.get_layer("lstm").cell.kept_steps.numpy().copy()
+    report = tflite_export.export(plain, tmp_path / "m.tflite", compact=False, verify_data=x[:16])
+    assert report.hidden_state["lstm"]["hidden_sparsity"] > 0
+    np.testing.assert_array_equal(plain.get_layer("lstm").cell.kept_steps.numpy(), before)

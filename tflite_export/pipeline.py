@@ -17,6 +17,7 @@ from tflite_export.errors import ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
+from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
 from tflite_export.timing import median_latency_us
@@ -129,6 +130,7 @@ def export(
             runtime_note=runtime_note,
             compaction=compaction,
             reencoded=[dataclasses.asdict(r) for r in reencoded],
+            hidden_state=hidden_state_savings(prepared, samples, restore_counters=prepared is model),
             **_weight_figures(prepared, quantize),
         )
         write_atomically(path, content)

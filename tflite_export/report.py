@@ -43,6 +43,9 @@ class ExportReport:
         compaction: `tfprune.compact`'s report as a dict, or None if compaction was off.
         reencoded: tensors stored dense instead of the converter's encoding, each with its
             shape, the block it had and why (`tflite_export.encoding`).
+        hidden_state: per hidden-state-pruned LSTM, the share of chunks zeroed and of recurrent
+            multiply-adds that could be skipped on the verification data, and that the file's
+            stock kernels do not skip them (`tflite_export.recurrent`).
     """
 
     path: str
@@ -66,6 +69,7 @@ class ExportReport:
     runtime_note: str = ""
     compaction: dict | None = None
     reencoded: list = dataclasses.field(default_factory=list)
+    hidden_state: dict = dataclasses.field(default_factory=dict)
 
     @property
     def compression(self):
@@ -113,6 +117,13 @@ class ExportReport:
         if self.compaction:
             before, after = self.compaction["params_before"], self.compaction["params_after"]
             lines.append(f"  compaction   {before:,} -> {after:,} parameters")
+        for name, h in self.hidden_state.items():
+            lines.append(
+                f"  hidden state {name}: {h['hidden_sparsity']:.1%} of chunks zeroed, "
+                f"{h['recurrent_macs_skipped']:.1%} of recurrent multiply-adds skippable on the "
+                f"verification data, {'skipped' if h['skipped_in_file'] else 'NOT skipped'} by "
+                f"this file: {h['note']}"
+            )
         lines += [
             "",
             f"  {'tensor':<{NAME_WIDTH}} {'shape':>11} {'dtype':>7} {'encoding':>10} "
