@@ -21,8 +21,9 @@ def _pruned_lstm(features, units, hidden_state):
     model = tfprune.prunable(keras.Model(inputs, outputs), layers=["lstm"])
     cell = model.get_layer("lstm").cell
     for kernel_name, threshold_name in cell.MASKED.items():
-        kernel = np.asarray(getattr(cell, kernel_name))
-        getattr(cell, threshold_name).assign(np.quantile(np.abs(kernel), 0.8, axis=0).astype("float32"))
+        kernel = np.abs(np.asarray(getattr(cell, kernel_name)))
+        threshold = getattr(cell, threshold_name)
+        threshold.assign(np.full(threshold.shape, np.quantile(kernel, 0.8), "float32"))
     x = rng.normal(size=(48, STEPS, features)).astype("float32")
     if hidden_state:
         model, _ = tfprune.lstm.prune_hidden_state(model, x, 0.3, tolerance=0.05)
