@@ -396,3 +396,41 @@ def test_sparsity_report_names_stock_lstm_rows_after_their_layers():
     ])  # fmt: skip
     rows = {f"{r.layer}/{r.weight}" for r in tfprune.sparsity_report(model).rows}
     assert rows == {"l1/kernel", "l1/recurrent_kernel", "l2/kernel", "l2/recurrent_kernel"}
+
+
+def _quiet_chunk_model():
+    """An LSTM(16) whose units 8-11 (one chunk) have their output gate shut, so h stays ~0."""
+    inputs = keras.Input((6, 5))
+    lstm = keras.layers.LSTM(16, name="lstm")
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(lstm(inputs)))
+    _randomize(lstm)
+    bias = np.asarray(lstm.cell.bias)
+    bias[3 * 16 + 8 : 3 * 16 + 12] = -30.0
+    lstm.cell.bias.assign(bias)
+    return model
+
+
+def test_remove_inactive_units_within_the_budget():
+    x = _normal(64, 6, 5, seed=4)
+    pruned, _ = tfprune.lstm.prune_hidden_state(_quiet_chunk_model(), x, 0.3, tolerance=0.05)
+    y = np.argmax(pruned.predict(x, verbose=0), axis=-1)  # accuracy before: 1.0
+    small, report = tfprune.lstm.remove_inactive_units(pruned, x, y, max_accuracy_drop=0.0)
+    assert report["accuracy_before"] == 1.0 and report["accuracy_after"] == 1.0
+    before, after = report["units"]["lstm"]
+    assert before == 16 and after <= 12 and after % 4 == 0  # whole chunks, the quiet one included
+    assert np.mean(np.argmax(small.predict(x, verbose=0), axis=-1) == y) == 1.0
+    assert small.get_layer("head").kernel.shape == (after, 4)
+
+    generous, loose = tfprune.lstm.remove_inactive_units(pruned, x, y, max_accuracy_drop=0.5)
+    assert loose["units"]["lstm"][1] <= after and loose["accuracy_after"] >= 0.5
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "1%"])
+def test_remove_inactive_units_refuses_a_bad_budget(bad):
+    with pytest.raises(ValueError, match="max_accuracy_drop"):
+        tfprune.lstm.remove_inactive_units(_quiet_chunk_model(), X, [0] * len(X), bad)
+
+
+def test_remove_inactive_units_needs_hidden_state_pruning():
+    with pytest.raises(ValueError, match="prune_hidden_state"):
+        tfprune.lstm.remove_inactive_units(_quiet_chunk_model(), X, [0] * len(X))

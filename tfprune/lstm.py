@@ -4,6 +4,7 @@
 >>> pruned, report = tfprune.lstm.prune_hidden_state(model, x_cal, 0.5)  # 2. prune
 >>> pruned.compile(...); pruned.fit(x, y)                                 # 3. fine-tune
 >>> small, report = tfprune.compact(pruned, data=x_cal)                  # drop never-active units
+>>> small, report = tfprune.lstm.remove_inactive_units(pruned, x_val, y_val, 0.01)  # within 1 point
 
 `three_stage` runs all three. Hidden-state thresholds are calibrated by a bracketed search on the
 hidden-state sparsity the layers measure while the model predicts, so the feedback of pruned
@@ -20,6 +21,7 @@ from tfprune.callbacks import DynamicPrune
 from tfprune.convert import prunable
 from tfprune.counts import count_nonzero
 from tfprune.estimator import block_scores
+from tfprune.inactive_units import remove_inactive_units
 from tfprune.kinds import LSTM_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
 from tfprune.threshold_search import check_search, search_threshold
@@ -30,6 +32,7 @@ __all__ = [
     "magnitude_prune",
     "measure",
     "prune_hidden_state",
+    "remove_inactive_units",
     "three_stage",
 ]
 
