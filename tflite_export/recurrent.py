@@ -15,8 +15,9 @@ from tfprune.lstm import measure
 
 ADVICE = (
     "TFLite's stock kernels compute the full h U product, so the zeroed chunks save no time in this "
-    "file; tfprune.compact(model, data=x_calibration) removes units never active on x and makes "
-    "the recurrent product smaller for real"
+    "file; tfprune.compact(model, data=x) removes units never active on x, and "
+    "tfprune.lstm.remove_inactive_units(model, x, y, max_accuracy_drop) the least active ones "
+    "within an accuracy budget, which makes the recurrent product smaller for real"
 )
 
 
