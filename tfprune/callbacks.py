@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfprune.controller import SparsityController, check_target
-from tfprune.guards import all_finite, check_finite
+from tfprune.guards import check_finite, thresholds_finite
 from tfprune.layers.base import masked_layers, sparsity_of
 
 
@@ -122,7 +122,6 @@ class DynamicPrune(keras.callbacks.Callback):
         self._epoch = 0
         self._batches = 0
         self._resettable = [layer for layer in self._layers if layer.RESETS]
-        self._finite_function = tf.function(lambda: all_finite(self._layers))
         self._reset_function = None
         if self.reset_fraction is not None and self._resettable:
             self._reset_function = tf.function(self._apply_reset_rule)
@@ -143,7 +142,8 @@ class DynamicPrune(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         control = self._groups and batch % self.control_every == 0
         reset = self._reset_function is not None and (batch + 1) % self.reset_check_every == 0
-        if not self._finite_function() or (loss is not None and not math.isfinite(loss)):
+        suspect = (loss is not None and not math.isfinite(loss)) or not thresholds_finite(self._layers)
+        if suspect or control or reset:
             check_finite(self._layers, self._epoch, batch, loss)  # never act on NaN
         if control:
             self._control(batch)
