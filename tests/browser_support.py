@@ -179,18 +179,22 @@ class LabPage:
         self.driver, self.lab = driver, lab
 
     # -- notebooks ---------------------------------------------------------------------------
-    def open(self, relative_path, timeout=90):
-        """Opens a notebook in a fresh workspace and waits for its kernel to be idle."""
+    def open(self, relative_path, timeout=120):
+        """Opens a notebook in a fresh workspace and waits until its kernel is connected and idle
+        (the toolbar's indicator alone says idle while JupyterLab still shows "No Kernel")."""
         self.driver.get(self.lab.url(f"lab/tree/{relative_path}", reset=""))
-        self.wait(lambda: self._state()[1] == "idle" and self._state()[0], timeout,
-                  f"{relative_path} did not open with an idle kernel")
+        self.wait(lambda: self._kernel_ready(relative_path), timeout,
+                  f"{relative_path} did not open with a connected, idle kernel",
+                  detail=lambda: f"status bar: {self._kernel_status()!r}")
         self._collapse_left_sidebar()
 
-    def run_all(self, timeout=300):
+    def run_all(self, timeout=300, start_within=60):
         """*Run > Run All Cells* from the menu bar; returns once every code cell has run and the
-        kernel is idle (the seconds it took)."""
+        kernel is idle (the seconds it took). Fails early if no cell starts."""
         start = time.monotonic()
         self.menu("Run", "runmenu:run-all")
+        self.wait(lambda: any(p != "[ ]:" for p in self._state()[0]), start_within,
+                  "Run All Cells started no cell", detail=lambda: f"status bar: {self._kernel_status()!r}")
         self.wait(self._all_ran, timeout, "Run All Cells did not finish", poll=0.5)
         return time.monotonic() - start
 
@@ -305,6 +309,19 @@ class LabPage:
 
     def _state(self):
         return self.driver.execute_script(_CELL_STATE)
+
+    def _kernel_status(self):
+        """The status bar's kernel item, e.g. "Python 3 (ipykernel) | Idle"."""
+        items = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).map(e => e.textContent)")
+        return next((item for item in items if " | " in item), "")
+
+    def _kernel_ready(self, relative_path):
+        status = self._kernel_status()
+        if not status.endswith("| Idle") or status.startswith("No Kernel") or self._state()[1] != "idle":
+            return False
+        sessions = self.lab.api("GET", "api/sessions")
+        return any(s["path"] == relative_path and s["kernel"]["execution_state"] == "idle" for s in sessions)
 
     def _all_ran(self):
         prompts, status = self._state()
