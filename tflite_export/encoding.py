@@ -29,7 +29,7 @@ def densify_misaligned_blocks(content, dense_content):
     Args:
         content: the sparse conversion's .tflite bytes.
         dense_content: the same model converted without sparse encoding (same settings
-            otherwise), whose tensors carry the same names.
+            otherwise); its operators come in the same order.
 
     Returns:
         `(content, rewritten)`: the corrected bytes (the input itself when nothing needed it) and
@@ -40,34 +40,32 @@ def densify_misaligned_blocks(content, dense_content):
     """
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     dense = schema.ModelT.InitFromPackedBuf(bytearray(dense_content), 0)
-    dense_inputs = _inputs_by_reader(dense)
+    dense_weights = _weights_by_reader(dense)
     rewritten = []
-    for position, graph in enumerate(model.subgraphs):
-        for index, slot_key in _inputs_by_reader(model, position).items():
-            tensor = graph.tensors[index]
-            shape = [] if tensor.shape is None else [int(d) for d in tensor.shape]
-            block = _block_shape(tensor, len(shape))
-            if block is None or not any(d % b for d, b in zip(shape, block)):
-                continue
-            twin = dense_inputs.get(slot_key)
-            if twin is None or [int(d) for d in twin[0].shape] != shape or twin[0].sparsity:
-                raise ValueError(
-                    f"Tensor {tensor.name.decode(errors='replace')!r} is block-encoded on an axis "
-                    "its block does not divide, and the dense conversion has no such tensor to "
-                    "take instead. Export with sparse=False."
-                )
-            model.buffers[tensor.buffer].data = twin[1]
-            tensor.sparsity, tensor.quantization = None, twin[0].quantization
-            axis = next(a for a, (d, b) in enumerate(zip(shape, block)) if d % b)
-            rewritten.append(
-                Reencoded(
-                    tensor.name.decode(errors="replace"),
-                    shape,
-                    block,
-                    f"dense: a {'x'.join(map(str, block))} block does not divide its "
-                    f"{shape[axis]}-wide axis, which TFLite's block encoding gets wrong",
-                )
+    for key, tensor in _weights_by_reader(model).items():
+        shape = [] if tensor.shape is None else [int(d) for d in tensor.shape]
+        block = _block_shape(tensor, len(shape))
+        if block is None or not any(d % b for d, b in zip(shape, block)):
+            continue
+        twin = dense_weights.get(key)
+        if twin is None or [int(d) for d in twin.shape] != shape or twin.sparsity:
+            raise ValueError(
+                f"Tensor {tensor.name.decode(errors='replace')!r} is block-encoded on an axis "
+                "its block does not divide, and the dense conversion has no such tensor to "
+                "take instead. Export with sparse=False."
             )
+        model.buffers[tensor.buffer].data = dense.buffers[twin.buffer].data
+        tensor.sparsity, tensor.quantization = None, twin.quantization
+        axis = next(a for a, (d, b) in enumerate(zip(shape, block)) if d % b)
+        rewritten.append(
+            Reencoded(
+                tensor.name.decode(errors="replace"),
+                shape,
+                block,
+                f"dense: a {'x'.join(map(str, block))} block does not divide its "
+                f"{shape[axis]}-wide axis, which TFLite's block encoding gets wrong",
+            )
+        )
     if not rewritten:
         return content, []
     builder = flatbuffers.Builder(len(content))
@@ -75,20 +73,17 @@ def densify_misaligned_blocks(content, dense_content):
     return bytes(builder.Output()), rewritten
 
 
-def _inputs_by_reader(model, only=None):
+def _weights_by_reader(model):
     """Constant weight inputs keyed by where they are read, which both conversions share.
 
     Tensor and activation names differ between a sparse and a dense conversion of one graph,
     but the operators come in the same order once the sparse file's DENSIFY ops are skipped:
-    the key is `(subgraph, operator ordinal without DENSIFY, operator code, input slot)`. With
-    `only`, `{tensor index: key}` for that subgraph; otherwise `{key: (tensor, buffer data)}`.
+    the key is `(subgraph, operator ordinal without DENSIFY, operator code, input slot)`.
     """
     found = {}
+    densify = schema.BuiltinOperator.DENSIFY
     for position, graph in enumerate(model.subgraphs):
-        if only is not None and position != only:
-            continue
         codes = [_code(model.operatorCodes[op.opcodeIndex]) for op in graph.operators]
-        densify = schema.BuiltinOperator.DENSIFY
         densified = {
             int(op.outputs[0]): int(op.inputs[0])
             for op, code in zip(graph.operators, codes)
@@ -101,11 +96,7 @@ def _inputs_by_reader(model, only=None):
                 tensor = graph.tensors[index] if index >= 0 else None
                 if tensor is None or not tensor.buffer or model.buffers[tensor.buffer].data is None:
                     continue
-                key = (position, ordinal, code, slot)
-                if only is not None:
-                    found[index] = key
-                else:
-                    found[key] = (tensor, model.buffers[tensor.buffer].data)
+                found[(position, ordinal, code, slot)] = tensor
     return found
 
 
