@@ -61,17 +61,17 @@ def remove_inactive_units(model, x, y, max_accuracy_drop=0.01, batch_size=None):
         for layer in layers
     }
     levels = np.unique(np.concatenate(list(activity.values())))
-    best, best_accuracy = -1.0, before
+    best, best_accuracy, best_model = -1.0, before, plain
     lo, hi = 0, len(levels) - 1  # accuracy falls as the cutoff rises: find the last level within
     while lo <= hi:
         middle = (lo + hi) // 2
         trial = _silenced(plain, layers, activity, levels[middle])
         accuracy = _accuracy(trial, x, y, batch_size)
         if accuracy >= before - max_accuracy_drop:
-            best, best_accuracy, lo = levels[middle], accuracy, middle + 1
+            best, best_accuracy, best_model, lo = levels[middle], accuracy, trial, middle + 1
         else:
             hi = middle - 1
-    small, compaction = compact(_silenced(plain, layers, activity, best))
+    small, compaction = compact(best_model)
     units = {
         layer.name: (layer.cell.units, small.get_layer(layer.name).cell.units) for layer in layers
     }
