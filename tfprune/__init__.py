@@ -10,13 +10,14 @@ from tfprune import kinds  # noqa: F401  fills the registry with every built-in 
 from tfprune import layers, lstm, registry, surgery
 from tfprune.callbacks import DynamicPrune
 from tfprune.compact import compact
-from tfprune.convert import prunable, strip
+from tfprune.convert import left_dense, prunable, strip
 from tfprune.report import sparsity_report
 
 __all__ = [
     "DynamicPrune",
     "compact",
     "layers",
+    "left_dense",
     "lstm",
     "prunable",
     "registry",

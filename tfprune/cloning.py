@@ -98,5 +98,17 @@ def rewrap(bidirectional, convert_half):
     return new
 
 
+def rewrap_inner(wrapper, convert_inner):
+    """A wrapper of the same kind (TimeDistributed, ...) around `convert_inner(wrapper.layer)`."""
+    inner = convert_inner(wrapper.layer)
+    config = wrapper.get_config()
+    del config["layer"]
+    fresh = type(inner).from_config(inner.get_config())
+    new = type(wrapper)(fresh, **config)
+    build_like(new, wrapper)
+    fresh.set_weights(inner.get_weights())
+    return new
+
+
 def halves_of(bidirectional):
     return [bidirectional.forward_layer, bidirectional.backward_layer]

@@ -1,6 +1,9 @@
-"""`prunable` and `strip`: clone a model through the registry, stock <-> masked layers."""
+"""`prunable` and `strip`: clone a model through the registry, stock <-> masked layers;
+`left_dense`: which layers a model keeps dense, and why."""
 
+import dataclasses
 import inspect
+import warnings
 
 import keras
 
@@ -15,7 +18,9 @@ def prunable(model, layers=None, granularity="weight"):
 
     Thresholds start at 0, so the new model computes exactly what the old one did until it is
     trained with `tfprune.DynamicPrune`. Layers that are not selected or not supported are copied
-    unchanged (with their weights). Sequential, functional and nested models are supported.
+    unchanged (with their weights). Sequential, functional and nested models are supported, and
+    the layers inside `Bidirectional` and `TimeDistributed`. A `UserWarning` names every layer
+    with weights whose kind tfprune cannot mask (`left_dense` lists them all, with the reason).
 
     Args:
         model: a Sequential or functional `keras.Model`.
@@ -42,15 +47,20 @@ def prunable(model, layers=None, granularity="weight"):
     granularity_of = _granularities(model, granularity)
 
     def clone(layer):
-        entry = registry.for_stock(layer)
-        if entry is None or entry.masked is None or not select(layer):
+        if not select(layer) and not any(select(inner) for inner in _wrapped(layer)):
             return copy_layer(layer)
-        options = {"granularity": granularity_of(layer)}
-        if entry.to_masked is not None:
-            return entry.to_masked(layer, options)
-        return rebuild(layer, entry.masked, {**layer.get_config(), **options}, entry.weights)
+        return to_masked(layer, {"granularity": granularity_of(layer)})
 
     new_model = clone_layers(model, clone)
+    unsupported = [row for row in left_dense(new_model) if row.unsupported]
+    if unsupported:
+        warnings.warn(
+            f"tfprune.prunable left {len(unsupported)} layer(s) of model '{model.name}' dense, "
+            "their kind has no masked twin: "
+            + "; ".join(f"{row.layer} ({row.kind})" for row in unsupported)
+            + ". Register a twin with tfprune.registry.register to prune them.",
+            stacklevel=2,
+        )
     if not masked_layers(new_model):
         supported = sorted({e.stock.__name__ for e in registry.prunable_entries()})
         raise ValueError(
@@ -78,19 +88,103 @@ def strip(model):
         TypeError: `model` is not a Keras model.
     """
     check_model(model, "strip")
+    return clone_layers(model, to_stock)
 
-    def clone(layer):
-        entry = registry.for_masked(layer)
-        if entry is None:
-            return copy_layer(layer)
-        if entry.to_stock is not None:
-            return entry.to_stock(layer)
-        config = layer.get_config()
-        for key in layer.masking_config():
-            config.pop(key)
-        return rebuild(layer, entry.stock, config, entry.weights, effective=True)
 
-    return clone_layers(model, clone)
+def to_masked(layer, options):
+    """`layer`'s masked twin with the same weights (a copy if its kind has none).
+
+    `options` holds the twin's extra arguments (`{"granularity": ...}`).
+    """
+    entry = registry.for_stock(layer)
+    if entry is None or entry.masked is None:
+        return copy_layer(layer)
+    if entry.to_masked is not None:
+        return entry.to_masked(layer, options)
+    return rebuild(layer, entry.masked, {**layer.get_config(), **options}, entry.weights)
+
+
+def to_stock(layer):
+    """The stock layer of a masked twin, masked weights as exact zeros (a copy otherwise)."""
+    entry = registry.for_masked(layer)
+    if entry is None:
+        return copy_layer(layer)
+    if entry.to_stock is not None:
+        return entry.to_stock(layer)
+    config = layer.get_config()
+    for key in layer.masking_config():
+        config.pop(key)
+    return rebuild(layer, entry.stock, config, entry.weights, effective=True)
+
+
+# Layers whose weights are per-channel scales and offsets: no pruning library masks them.
+NORMALIZATIONS = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.UnitNormalization,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseLayer:
+    """A layer with weights that a model keeps dense: its name, its kind and why.
+
+    `unsupported` is True when tfprune has no masked twin for the kind (`prunable` warns).
+    """
+
+    layer: str
+    kind: str
+    reason: str
+    unsupported: bool
+
+
+def left_dense(model):
+    """Every layer of `model` with weights and no DST mask, with the reason it stays dense.
+
+    Args:
+        model: a `keras.Model` (typically what `prunable` returned).
+
+    Returns:
+        A list of `DenseLayer` rows, in layer order (nested models included).
+
+    >>> for row in tfprune.left_dense(tfprune.prunable(model)):
+    ...     print(row.layer, row.kind, row.reason)
+    """
+    check_model(model, "left_dense")
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            rows.extend(left_dense(layer))
+        elif layer.weights and not masked_layers(layer):
+            rows.append(_why_dense(layer))
+    return rows
+
+
+def _why_dense(layer):
+    inner = _wrapped(layer)
+    kinds = [type(x) for x in inner] or [type(layer)]
+    kind = type(layer).__name__ + (f"({kinds[0].__name__})" if inner else "")
+    if all(issubclass(k, NORMALIZATIONS) for k in kinds):
+        return DenseLayer(layer.name, kind, "normalisation scales and offsets are not pruned", False)
+    entries = [registry.for_stock(x) for x in inner or [layer]]
+    if all(e is not None and e.masked is not None for e in entries):
+        return DenseLayer(layer.name, kind, "not selected by layers=", False)
+    return DenseLayer(
+        layer.name,
+        kind,
+        f"no masked twin for {', '.join(k.__name__ for k in kinds)} in tfprune.registry",
+        True,
+    )
+
+
+def _wrapped(layer):
+    """The layers a wrapper (Bidirectional, TimeDistributed) holds; [] for other layers."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    if isinstance(layer, keras.layers.Wrapper):
+        return [layer.layer]
+    return []
 
 
 def _granularities(model, granularity):

@@ -1,8 +1,10 @@
 """Every layer kind tfprune knows, registered in one place (`tfprune.registry` holds the table).
 
-Masked kinds: Dense, Conv1D/2D, DepthwiseConv2D, LSTM (bare or in Bidirectional). Structural
-kinds `compact` removes units of or sees through: Conv3D, HiddenStatePrunedLSTM (what `strip`
-leaves of a hidden-state-pruned LSTM), activations, dropout and noise, pooling,
+Masked kinds: Dense, EinsumDense, Embedding, Conv1D/2D/3D, Conv1D/2D/3DTranspose,
+SeparableConv1D/2D, DepthwiseConv2D, MultiHeadAttention, LSTM, GRU, SimpleRNN (the recurrent ones
+bare or in Bidirectional), and any of them inside TimeDistributed. Structural kinds `compact`
+removes units of or sees through: HiddenStatePrunedLSTM and HiddenStatePrunedGRU (what `strip`
+leaves of a hidden-state-pruned LSTM or GRU), activations, dropout and noise, pooling,
 BatchNormalization, merges, Concatenate, Flatten, Reshape and depthwise convolutions. Imported
 by `tfprune/__init__.py`, so the table is full whenever tfprune is.
 """
@@ -10,14 +12,26 @@ by `tfprune/__init__.py`, so the table is full whenever tfprune is.
 import keras
 from keras import layers
 
-from tfprune import cloning
+from tfprune import cloning, convert, registry
 from tfprune.layers import (
+    HiddenStatePrunedGRU,
     HiddenStatePrunedLSTM,
     MaskedConv1D,
+    MaskedConv1DTranspose,
     MaskedConv2D,
+    MaskedConv2DTranspose,
+    MaskedConv3D,
+    MaskedConv3DTranspose,
     MaskedDense,
     MaskedDepthwiseConv2D,
+    MaskedEinsumDense,
+    MaskedEmbedding,
+    MaskedGRU,
     MaskedLSTM,
+    MaskedMultiHeadAttention,
+    MaskedSeparableConv1D,
+    MaskedSeparableConv2D,
+    MaskedSimpleRNN,
 )
 from tfprune.lstm_surgery import LSTMSurgery
 from tfprune.registry import register
@@ -48,27 +62,88 @@ def lstm_to_stock(layer):
     return cloning.rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
 
 
+RNN_WEIGHTS = ("cell.kernel", "cell.recurrent_kernel", "cell.bias")
+
+
+def gru_to_stock(layer):
+    """strip: a stock GRU, or a HiddenStatePrunedGRU when the hidden state is pruned."""
+    config = layer.get_config()
+    for key in layer.masking_config():
+        config.pop(key)
+    if layer.hidden_state == "off":
+        return cloning.rebuild(layer, layers.GRU, config, RNN_WEIGHTS, effective=True)
+    threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
+    config.update(chunk=layer.chunk, hidden_threshold=threshold)
+    return cloning.rebuild(layer, HiddenStatePrunedGRU, config, RNN_WEIGHTS, effective=True)
+
+
 def _bidirectional_to_masked(layer, options):
-    if type(layer.forward_layer) is not layers.LSTM:
+    entry = registry.for_stock(layer.forward_layer)
+    if entry is None or entry.masked is None:
         return cloning.copy_layer(layer)
-
-    def to_masked(half):
-        config = {**half.get_config(), **options}
-        return cloning.rebuild(half, MaskedLSTM, config, LSTM_WEIGHTS)
-
-    return cloning.rewrap(layer, to_masked)
+    return cloning.rewrap(layer, lambda half: convert.to_masked(half, options))
 
 
 def _bidirectional_to_stock(layer):
-    if type(layer.forward_layer) is not MaskedLSTM:
+    if registry.for_masked(layer.forward_layer) is None:
         return cloning.copy_layer(layer)
-    return cloning.rewrap(layer, lstm_to_stock)
+    return cloning.rewrap(layer, convert.to_stock)
+
+
+def _wrapper_to_masked(layer, options):
+    entry = registry.for_stock(layer.layer)
+    if entry is None or entry.masked is None:
+        return cloning.copy_layer(layer)
+    return cloning.rewrap_inner(layer, lambda inner: convert.to_masked(inner, options))
+
+
+def _wrapper_to_stock(layer):
+    if registry.for_masked(layer.layer) is None:
+        return cloning.copy_layer(layer)
+    return cloning.rewrap_inner(layer, convert.to_stock)
+
+
+def _attention_weights(layer):
+    """Weight paths of a MultiHeadAttention: its projections' kernels and biases (gate too)."""
+    names = ["_query_dense", "_key_dense", "_value_dense", "_output_dense"]
+    names += ["_gate_dense"] if getattr(layer, "_use_gate", False) else []
+    return [f"{name}.{weight}" for name in names for weight in ("kernel", "bias")]
+
+
+def _attention_to_masked(layer, options):
+    config = {**layer.get_config(), **options}
+    return cloning.rebuild(layer, MaskedMultiHeadAttention, config, _attention_weights(layer))
+
+
+def _attention_to_stock(layer):
+    config = layer.get_config()
+    config.pop("granularity")
+    weights = _attention_weights(layer)
+    return cloning.rebuild(layer, layers.MultiHeadAttention, config, weights, effective=True)
 
 
 # Masked kinds ------------------------------------------------------------------------------------
 register(layers.Dense, MaskedDense, units=UnitSurgery())
 register(layers.Conv1D, MaskedConv1D, units=ConvSurgery())
 register(layers.Conv2D, MaskedConv2D, units=ConvSurgery())
+register(layers.Conv3D, MaskedConv3D, units=ConvSurgery())
+register(layers.Conv1DTranspose, MaskedConv1DTranspose)
+register(layers.Conv2DTranspose, MaskedConv2DTranspose)
+register(layers.Conv3DTranspose, MaskedConv3DTranspose)
+_SEPARABLE = ("depthwise_kernel", "pointwise_kernel", "bias")
+register(layers.SeparableConv1D, MaskedSeparableConv1D, _SEPARABLE)
+register(layers.SeparableConv2D, MaskedSeparableConv2D, _SEPARABLE)
+register(layers.Embedding, MaskedEmbedding, ("embeddings",))
+register(layers.EinsumDense, MaskedEinsumDense)
+register(
+    layers.MultiHeadAttention,
+    MaskedMultiHeadAttention,
+    (),
+    to_masked=_attention_to_masked,
+    to_stock=_attention_to_stock,
+)
+register(layers.GRU, MaskedGRU, RNN_WEIGHTS, to_stock=gru_to_stock)
+register(layers.SimpleRNN, MaskedSimpleRNN, RNN_WEIGHTS)
 register(layers.DepthwiseConv2D, MaskedDepthwiseConv2D, channels=DepthwiseOp())
 register(layers.LSTM, MaskedLSTM, LSTM_WEIGHTS, to_stock=lstm_to_stock, units=LSTMSurgery())
 register(
@@ -78,9 +153,15 @@ register(
     to_masked=_bidirectional_to_masked,
     to_stock=_bidirectional_to_stock,
 )
+register(
+    layers.TimeDistributed,
+    layers.TimeDistributed,
+    (),
+    to_masked=_wrapper_to_masked,
+    to_stock=_wrapper_to_stock,
+)
 
 # Structural kinds ----------------------------------------------------------------------------
-register(layers.Conv3D, units=ConvSurgery())
 register(HiddenStatePrunedLSTM, units=LSTMSurgery())
 register(layers.DepthwiseConv1D, channels=DepthwiseOp())
 for _kind in (

@@ -6,6 +6,7 @@ A masked layer subclasses its Keras twin and this mixin. It names its masked ker
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfprune.counts import count_nonzero
@@ -39,6 +40,16 @@ class MaskedMixin:
         """One threshold per output unit: the kernel's last axis."""
         return tuple(kernel_shape[-1:])
 
+    def unit_axes(self, kernel_name, kernel_shape):
+        """The kernel axes holding its units (one threshold each); the other axes are inputs.
+
+        By default `threshold_shape`'s trailing axes. Twins whose units are not the trailing
+        axes (transposed convolutions, EinsumDense, attention heads) or whose kernels differ
+        (SeparableConv) override it; `mask` then moves the unit axes last.
+        """
+        rank = len(kernel_shape)
+        return tuple(range(rank - len(self.threshold_shape(kernel_shape)), rank))
+
     def input_axis(self, kernel_shape):
         """The kernel axis that holds the inputs (the axis 1xN blocks group)."""
         return len(kernel_shape) - 2 if len(kernel_shape) > 2 else 0
@@ -50,6 +61,7 @@ class MaskedMixin:
             ValueError: a block granularity `(1, n)` whose n does not divide a kernel's inputs.
         """
         shapes = {name: tuple(getattr(self, name).shape) for name in self.MASKED}
+        shapes = {name: _units_last(self.unit_axes(name, s), s)[1] for name, s in shapes.items()}
         inputs = {name: shape[self.input_axis(shape)] for name, shape in shapes.items()}
         check_block(self.granularity, inputs, self.name)
         self.alpha = self.add_weight(
@@ -66,7 +78,8 @@ class MaskedMixin:
         )
         penalty = ThresholdPenalty(self.alpha)
         for kernel_name, threshold_name in self.MASKED.items():
-            shape = self.threshold_shape(tuple(getattr(self, kernel_name).shape))
+            kernel_shape = tuple(getattr(self, kernel_name).shape)
+            shape = tuple(kernel_shape[a] for a in self.unit_axes(kernel_name, kernel_shape))
             setattr(
                 self,
                 threshold_name,
@@ -84,13 +97,14 @@ class MaskedMixin:
     def mask(self, kernel_name="kernel", kernel=None):
         """The current 0/1 mask of a masked kernel (differentiable through the estimator)."""
         kernel = getattr(self, kernel_name) if kernel is None else kernel
-        threshold = getattr(self, self.MASKED[kernel_name])
-        return mask_from_scores(
-            kernel,
-            ops.cast(threshold, kernel.dtype),
-            self.granularity,
-            self.input_axis(tuple(kernel.shape)),
+        threshold = ops.cast(getattr(self, self.MASKED[kernel_name]), kernel.dtype)
+        order, shape = _units_last(self.unit_axes(kernel_name, tuple(kernel.shape)), kernel.shape)
+        if order is None:
+            return mask_from_scores(kernel, threshold, self.granularity, self.input_axis(shape))
+        mask = mask_from_scores(
+            ops.transpose(kernel, order), threshold, self.granularity, self.input_axis(shape)
         )
+        return ops.transpose(mask, tuple(int(a) for a in np.argsort(order)))
 
     def masked_kernel(self, kernel_name="kernel", kernel=None):
         """`W * mask`: the weights the layer actually computes with."""
@@ -119,6 +133,14 @@ class MaskedMixin:
     def masking_config(self):
         granularity = self.granularity
         return {"granularity": list(granularity) if isinstance(granularity, tuple) else granularity}
+
+
+def _units_last(unit_axes, kernel_shape):
+    """`(permutation or None, permuted shape)` that moves `unit_axes` after the input axes."""
+    rank = len(kernel_shape)
+    order = [a for a in range(rank) if a not in unit_axes] + list(unit_axes)
+    shape = tuple(kernel_shape[a] for a in order)
+    return (None if order == list(range(rank)) else tuple(order)), shape
 
 
 def sparsity_of(layers):

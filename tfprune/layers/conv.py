@@ -1,4 +1,4 @@
-"""Masked convolutions: a DST threshold per filter (per channel for depthwise)."""
+"""Masked convolutions: a DST threshold per filter (per channel for depthwise), 1D to 3D."""
 
 import keras
 from keras import ops
@@ -37,6 +37,11 @@ class MaskedConv1D(_MaskedConv, keras.layers.Conv1D):
 @keras.saving.register_keras_serializable(package="tfprune")
 class MaskedConv2D(_MaskedConv, keras.layers.Conv2D):
     __doc__ = "`keras.layers.Conv2D` with a trainable DST threshold per filter.\n" + _DOC_ARGS
+
+
+@keras.saving.register_keras_serializable(package="tfprune")
+class MaskedConv3D(_MaskedConv, keras.layers.Conv3D):
+    __doc__ = "`keras.layers.Conv3D` with a trainable DST threshold per filter.\n" + _DOC_ARGS
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
