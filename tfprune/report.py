@@ -7,7 +7,9 @@ import keras
 from tfprune.counts import count_nonzero
 from tfprune.layers.base import MaskedMixin
 
-_PRUNABLE_WEIGHTS = ("kernel", "depthwise_kernel", "recurrent_kernel")
+_PRUNABLE_WEIGHTS = (
+    "kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings"
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,9 +75,8 @@ class MaskedEinsumDense(MaskedMixin, keras.layers.EinsumDense):
             x = self.activation(x)
         return x
 
+    def masking_config(self):
+        return {**super().masking_config(), "unit_axes": list(self._unit_axes)}
+
     def get_config(self):
-        return {
-            **super().get_config(),
-            **self.masking_config(),
-            "unit_axes": list(self._unit_axes),
-        }
+        return {**super().get_config(), **self.masking_config()}
