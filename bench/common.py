@@ -10,10 +10,15 @@ import time
 import numpy as np
 
 
-def compile_model(keras, model, lr, momentum, jit_compile=False):
-    """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9)."""
+def compile_model(keras, model, lr, momentum, jit_compile=False, optimizer="sgd"):
+    """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9); or Adam (the
+    sequence suite's Transformer and GRU, which SGD trains too slowly for a few epochs)."""
+    if optimizer == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate=lr)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=jit_compile,

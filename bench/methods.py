@@ -105,6 +105,7 @@ def run_gmp(ctx, run, on_epoch):
         "--batch-size", str(ctx.settings["batch_size"]),
         "--lr", repr(ctx.settings["lr"]),
         "--momentum", repr(ctx.settings["momentum"]),
+        "--optimizer", ctx.settings.get("optimizer", "sgd"),
         "--seed", str(run.seed),
         "--out", f"{stem}.json",
         "--save-weights", f"{stem}.npz",

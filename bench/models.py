@@ -7,6 +7,7 @@ the architecture the Keras 3 rows train.
 import dataclasses
 from typing import Callable
 
+from bench.sequence_models import gru, transformer
 from tfprune.models import lenet5_caffe, lenet_300_100, lstm_a
 
 
@@ -23,4 +24,6 @@ MODELS = {
     "lenet300": ModelSpec(lenet_300_100),
     "lenet5": ModelSpec(lenet5_caffe, min_side=16),
     "lstm_a": ModelSpec(lstm_a),  # bench.lstm (Adam, hidden-state rows)
+    "transformer": ModelSpec(transformer),  # bench.sequence
+    "gru": ModelSpec(gru),  # bench.sequence
 }

@@ -48,6 +48,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="where to write the result JSON")
     parser.add_argument("--save-weights", help="also save the stripped weights (.npz, w0, w1, ...)")
@@ -72,7 +73,7 @@ def main(argv=None):
     pruned = tfmot.sparsity.keras.prune_low_magnitude(
         model, pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(**schedule), **options
     )
-    common.compile_model(tf_keras, pruned, args.lr, args.momentum)
+    common.compile_model(tf_keras, pruned, args.lr, args.momentum, optimizer=args.optimizer)
     result = common.fit_and_evaluate(
         tf_keras,
         pruned,

@@ -17,7 +17,8 @@ import dataclasses
 
 import keras
 
-from tfprune.channel_graph import Graph
+from tfprune import registry
+from tfprune.channel_graph import Graph, LayerCompaction
 from tfprune.convert import strip
 from tfprune.layers.base import masked_layers
 from tfprune.layers.lstm import HiddenStatePrunedLSTM
@@ -30,6 +31,7 @@ class CompactionReport:
     layers: list
     params_before: int
     params_after: int
+    not_compacted: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -40,6 +42,8 @@ class CompactionReport:
         for r in self.layers:
             shown = ", ".join(map(str, r.removed[:8])) + (", ..." if len(r.removed) > 8 else "")
             lines.append(f"{r.name:<{width}}  {r.units_before:>6}  {r.units_after:>6}  [{shown}]")
+        for row in self.not_compacted:
+            lines.append(f"{row['layer']:<{width}}  not compacted: {row['reason']}")
         saved = 1 - self.params_after / max(self.params_before, 1)
         lines.append(f"params: {self.params_before} -> {self.params_after} ({saved:.1%} fewer)")
         return "\n".join(lines)
@@ -76,6 +80,7 @@ def compact(model, data=None, batch_size=None):
         _observe(model, data, batch_size)
     graph = Graph(model, observed=data is not None)
     plans, rows = graph.plans(graph.decide())
+    _plan_inside(model, plans, rows)
     if data is not None:
         structural = Graph(model)
         _, plain_rows = structural.plans(structural.decide())
@@ -83,7 +88,43 @@ def compact(model, data=None, batch_size=None):
         for row in rows:
             row.by_data = sorted(set(row.removed) - plain.get(row.name, set()))
     new_model = _rebuild(model, plans)
-    return new_model, CompactionReport(rows, model.count_params(), new_model.count_params())
+    report = CompactionReport(rows, model.count_params(), new_model.count_params())
+    report.not_compacted = _not_compacted(model, plans)
+    return new_model, report
+
+
+def _plan_inside(model, plans, rows):
+    """Adds the plans of layers that lose units inside themselves (attention heads)."""
+    for layer in model.layers:
+        entry = registry.for_stock(layer)
+        plan = entry.inside.plan(layer) if entry and entry.inside and id(layer) not in plans else None
+        if plan is not None:
+            config, weights, before, removed = plan
+            plans[id(layer)] = (config, weights)
+            rows.append(LayerCompaction(layer.name, before, before - len(removed), removed))
+
+
+def _not_compacted(model, plans):
+    """`[{"layer", "kind", "reason"}]`: layers with weights whose units `compact` cannot remove."""
+    rows = []
+    for layer in model.layers:
+        entry = registry.for_stock(layer)
+        if not layer.weights or id(layer) in plans or (entry and entry.channels):
+            continue
+        if entry and entry.inside and entry.inside.supports(layer):
+            continue  # analysed: no dead head
+        kind = type(layer).__name__
+        if isinstance(layer, keras.Model):
+            reason = "a nested model is copied unchanged"
+        elif entry is None or entry.units is None and entry.inside is None:
+            reason = f"no compact rule for {kind} (its units stay; see the README's layer table)"
+        else:
+            reason = (
+                f"the {kind} rule does not apply here (channels_first, grouped, stateful, shared, "
+                "more than one input, or extra weights)"
+            )
+        rows.append({"layer": layer.name, "kind": kind, "reason": reason})
+    return rows
 
 
 def _observe(model, data, batch_size):

@@ -33,7 +33,9 @@ from tfprune.layers import (
     MaskedSeparableConv2D,
     MaskedSimpleRNN,
 )
+from tfprune.attention_surgery import HeadSurgery
 from tfprune.lstm_surgery import LSTMSurgery
+from tfprune.recurrent_surgery import RecurrentSurgery
 from tfprune.registry import register
 from tfprune.surgery import (
     ActivationOp,
@@ -41,6 +43,7 @@ from tfprune.surgery import (
     ChannelOp,
     ConcatOp,
     ConvSurgery,
+    ConvTransposeSurgery,
     DepthwiseOp,
     MergeOp,
     ReshapeOp,
@@ -127,9 +130,9 @@ register(layers.Dense, MaskedDense, units=UnitSurgery())
 register(layers.Conv1D, MaskedConv1D, units=ConvSurgery())
 register(layers.Conv2D, MaskedConv2D, units=ConvSurgery())
 register(layers.Conv3D, MaskedConv3D, units=ConvSurgery())
-register(layers.Conv1DTranspose, MaskedConv1DTranspose)
-register(layers.Conv2DTranspose, MaskedConv2DTranspose)
-register(layers.Conv3DTranspose, MaskedConv3DTranspose)
+register(layers.Conv1DTranspose, MaskedConv1DTranspose, units=ConvTransposeSurgery())
+register(layers.Conv2DTranspose, MaskedConv2DTranspose, units=ConvTransposeSurgery())
+register(layers.Conv3DTranspose, MaskedConv3DTranspose, units=ConvTransposeSurgery())
 _SEPARABLE = ("depthwise_kernel", "pointwise_kernel", "bias")
 register(layers.SeparableConv1D, MaskedSeparableConv1D, _SEPARABLE)
 register(layers.SeparableConv2D, MaskedSeparableConv2D, _SEPARABLE)
@@ -141,9 +144,10 @@ register(
     (),
     to_masked=_attention_to_masked,
     to_stock=_attention_to_stock,
+    inside=HeadSurgery(),
 )
-register(layers.GRU, MaskedGRU, RNN_WEIGHTS, to_stock=gru_to_stock)
-register(layers.SimpleRNN, MaskedSimpleRNN, RNN_WEIGHTS)
+register(layers.GRU, MaskedGRU, RNN_WEIGHTS, to_stock=gru_to_stock, units=RecurrentSurgery(3, 2))
+register(layers.SimpleRNN, MaskedSimpleRNN, RNN_WEIGHTS, units=RecurrentSurgery(1, 0))
 register(layers.DepthwiseConv2D, MaskedDepthwiseConv2D, channels=DepthwiseOp())
 register(layers.LSTM, MaskedLSTM, LSTM_WEIGHTS, to_stock=lstm_to_stock, units=LSTMSurgery())
 register(

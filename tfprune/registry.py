@@ -33,6 +33,8 @@ class Entry:
         to_stock: optional `fn(masked_layer) -> layer`, the inverse used by `strip`.
         units: the `UnitSurgery` that removes the layer's dead output units, or None.
         channels: the `ChannelOp` that carries removed channels through the layer, or None.
+        inside: a rule with `plan(layer) -> (config, weights, units before, removed) or None`
+            for units that go from inside the layer, its inputs and outputs unchanged (attention heads), or None.
     """
 
     stock: type
@@ -42,6 +44,7 @@ class Entry:
     to_stock: Optional[Callable] = None
     units: Optional[UnitSurgery] = None
     channels: Optional[ChannelOp] = None
+    inside: Optional[object] = None
 
 
 _ENTRIES = {}
@@ -56,6 +59,7 @@ def register(
     to_stock=None,
     units=None,
     channels=None,
+    inside=None,
 ):
     """Adds (or replaces) the entry for `stock`, so every tfprune verb handles it.
 
@@ -67,6 +71,7 @@ def register(
         to_stock: optional custom inverse converter, see `Entry`.
         units: a `tfprune.surgery.UnitSurgery` if `compact` may remove the layer's units.
         channels: a `tfprune.surgery.ChannelOp` if removed channels pass through the layer.
+        inside: a rule removing units inside the layer (`tfprune.attention_surgery.HeadSurgery`).
 
     Returns:
         The new `Entry`.
@@ -88,7 +93,9 @@ def register(
             f"A layer either owns its units or carries its channels, not both. Received both "
             f"for {stock.__name__}: units={units!r}, channels={channels!r}"
         )
-    entry = Entry(stock, masked, tuple(weights) if masked else (), to_masked, to_stock, units, channels)
+    entry = Entry(
+        stock, masked, tuple(weights) if masked else (), to_masked, to_stock, units, channels, inside
+    )
     _ENTRIES[stock] = entry
     return entry
 

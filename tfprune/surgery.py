@@ -118,6 +118,23 @@ class ConvSurgery(UnitSurgery):
         return layer.padding == "valid"
 
 
+class ConvTransposeSurgery(ConvSurgery):
+    """Conv1D/2D/3DTranspose, channels-last: kernel `(*spatial, filters, inputs)`."""
+
+    def _taps(self, weights):
+        kernel = np.swapaxes(weights[0], -1, -2)
+        return kernel.reshape(-1, *kernel.shape[-2:]).astype("float64")
+
+    def can_fold(self, layer):
+        # Output positions overlap different numbers of taps (stride, borders): only zeros fold.
+        return False
+
+    def rewrite(self, layer, config, weights, keep_in, keep_out, folded):
+        kernel = weights[0][..., keep_out, :][..., keep_in]
+        config = {**config, "filters": int(keep_out.sum())}
+        return config, [kernel] + [w[keep_out] for w in weights[1:]]
+
+
 class ChannelOp:
     """Identity on the last axis (dropout, pooling, noise): output i is input i."""
 
