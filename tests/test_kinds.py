@@ -148,3 +148,77 @@ def test_trains_saves_and_exports(kind, tmp_path):
 
     report = tflite_export.export(model, tmp_path / "model.tflite", verify_data=x[:4], latency_runs=1)
     assert report.parity.passed and (tmp_path / "model.tflite").exists()
+
+
+def test_wrappers_convert_what_they_hold():
+    inputs = keras.Input((5, 3))
+    x = layers.Bidirectional(layers.GRU(4, return_sequences=True), name="bi")(inputs)
+    x = layers.TimeDistributed(layers.Dense(6), name="td")(x)
+    model = keras.Model(inputs, layers.SimpleRNN(3, name="rnn")(x))
+    x_in = _inputs(Kind(None, layers.GRU, {}, (5, 3), 0), 4)
+    pruned = tfprune.prunable(model)
+    assert type(pruned.get_layer("bi").forward_layer) is MaskedGRU
+    assert type(pruned.get_layer("td").layer) is tfprune.layers.MaskedDense
+    np.testing.assert_allclose(pruned.predict(x_in, verbose=0), model.predict(x_in, verbose=0), atol=1e-5)
+    stripped = tfprune.strip(pruned)
+    assert type(stripped.get_layer("bi").backward_layer) is layers.GRU
+    assert type(stripped.get_layer("td").layer) is layers.Dense
+    only_dense = tfprune.prunable(model, layers=[layers.Dense])  # selects inside the wrapper
+    assert [type(l).__name__ for l in masked_layers(only_dense)] == ["MaskedDense"]
+
+
+def test_prunable_names_the_layers_it_leaves_dense():
+    inputs = keras.Input((6, 4))
+    x = layers.Dense(4, name="fc")(inputs)
+    x = layers.LayerNormalization(name="norm")(x)
+    x = layers.PReLU(name="prelu")(x)
+    x = layers.TimeDistributed(layers.PReLU(), name="td_prelu")(x)
+    model = keras.Model(inputs, layers.Conv1D(2, 3, name="conv")(x))
+    with pytest.warns(UserWarning, match=r"left 2 layer\(s\).*prelu \(PReLU\); td_prelu \(TimeDistributed\(PReLU\)\)"):
+        pruned = tfprune.prunable(model, layers=["fc"])
+    rows = {row.layer: row for row in tfprune.left_dense(pruned)}
+    assert set(rows) == {"norm", "prelu", "td_prelu", "conv"}
+    assert rows["conv"].reason == "not selected by layers=" and not rows["conv"].unsupported
+    assert "normalisation" in rows["norm"].reason and not rows["norm"].unsupported
+    assert rows["prelu"].unsupported and "no masked twin for PReLU" in rows["prelu"].reason
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: MaskedConv2DTranspose(2, 3, granularity=(1, 4)), "no block-sparse TRANSPOSE_CONV"),
+        (lambda: MaskedSeparableConv2D(2, 3, granularity=(1, 4)), "no block-sparse depthwise"),
+        (lambda: MaskedEmbedding(5, 4, granularity=(1, 4)), "GATHER"),
+        (lambda: MaskedEinsumDense("ab,bc->ac", (4,), granularity=(1, 4)), "use a Dense layer"),
+        (lambda: MaskedEinsumDense("ab,bc->ac", (4,), unit_axes=(2,)), r"unit_axes must name axes of the 2-d"),
+        (lambda: MaskedMultiHeadAttention(2, 2, granularity="head"), "Received: granularity='head'"),
+        (lambda: MaskedGRU(6, hidden_state="fixed", chunk=4), r"chunk=4 does not divide units=6"),
+        (lambda: MaskedGRU(4, use_cudnn=True), "cannot run on cuDNN"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_fix(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_embedding_thresholds_are_per_output_dimension():
+    layer = MaskedEmbedding(10, 4, granularity="unit")
+    layer(np.array([[1, 2]]))
+    assert tuple(layer.threshold.shape) == (4,)
+    layer.threshold.assign(np.array([0, 1e3, 0, 0], "float32"))
+    mask = keras.ops.convert_to_numpy(layer.mask("embeddings"))
+    assert not mask[:, 1].any() and mask[:, [0, 2, 3]].all()  # dimension 1 off for every token
+
+
+def test_gru_hidden_state_pruning_zeroes_chunks_and_strips_to_its_inference_layer():
+    x = _inputs(Kind(None, layers.GRU, {}, (6, 3), 0), 8)
+    inputs = keras.Input((6, 3))
+    model = keras.Model(inputs, MaskedGRU(8, hidden_state="fixed", chunk=4, hidden_threshold=1.0, return_sequences=True, name="gru")(inputs))
+    h = model.predict(x, verbose=0).reshape(8, 6, 2, 4)
+    kept = np.abs(h).sum(-1)
+    assert ((kept == 0) | (kept > 1.0)).all() and (kept == 0).any()
+    stats = model.get_layer("gru").hidden_state_stats()
+    assert stats["hidden_sparsity"] == pytest.approx(np.mean(kept == 0))
+    stripped = tfprune.strip(model)
+    assert type(stripped.get_layer("gru")) is tfprune.layers.HiddenStatePrunedGRU
+    np.testing.assert_allclose(stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
