@@ -1,5 +1,6 @@
 """Every layer kind added for issue 17, one table: Keras' own layer harness (float32 and mixed
-precision), prunable/strip with equal outputs, DST training, .keras round trip, TFLite export.
+precision), prunable/strip with equal outputs, DST training, .keras round trip, TFLite export
+with parity (all kinds in one model, so the converter runs once).
 """
 
 import dataclasses
@@ -132,7 +133,7 @@ def test_prunable_and_strip_keep_outputs(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=IDS)
-def test_trains_saves_and_exports(kind, tmp_path):
+def test_trains_to_sparsity_and_round_trips_as_keras_file(kind, tmp_path):
     x = _inputs(kind, 64)
     y = (np.arange(64) % 3).astype("int32")
     model = tfprune.prunable(_model(kind))
@@ -144,10 +145,28 @@ def test_trains_saves_and_exports(kind, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded.get_layer("kind")) is kind.masked
+    for before, after in zip(masked_layers(model.get_layer("kind")), masked_layers(loaded.get_layer("kind"))):
+        for threshold in before.MASKED.values():
+            np.testing.assert_array_equal(getattr(after, threshold), getattr(before, threshold))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
-    report = tflite_export.export(model, tmp_path / "model.tflite", verify_data=x[:4], latency_runs=1)
-    assert report.parity.passed and (tmp_path / "model.tflite").exists()
+
+def test_every_kind_exports_to_tflite_with_parity(tmp_path):
+    """One model with every kind on its own input (one conversion instead of eleven)."""
+    inputs, branches, samples = [], [], []
+    for i, kind in enumerate(KINDS):
+        tensor = keras.Input(kind.shape, dtype=kind.dtype, name=f"in{i}")
+        layer = kind.stock(**kind.kwargs, name=f"kind{i}")
+        x = layer(tensor, tensor) if kind.stock is layers.MultiHeadAttention else layer(tensor)
+        inputs.append(tensor)
+        branches.append(layers.Flatten()(x))
+        samples.append(_inputs(kind, 4, seed=i))
+    model = tfprune.prunable(keras.Model(inputs, layers.Dense(3)(layers.Concatenate()(branches))))
+    for i in range(len(KINDS)):
+        _median_thresholds(model.get_layer(f"kind{i}"))
+    report = tflite_export.export(model, tmp_path / "kinds.tflite", verify_data=samples, latency_runs=1)
+    assert report.parity.passed and (tmp_path / "kinds.tflite").exists()
+    assert report.nonzero_params < report.params  # the masks reached the file as zeros
 
 
 def test_wrappers_convert_what_they_hold():

@@ -109,9 +109,8 @@ def export(
             path=path,
         )  # fmt: skip
         latency_batch = batch_size or 1
-        latency_ms, dense_latency_ms = _time(
-            content, dense_content, [x[:latency_batch] for x in samples], latency_runs
-        )
+        named = {t.name: x[:latency_batch] for t, x in zip(prepared.inputs, samples)}
+        latency_ms, dense_latency_ms = _time(content, dense_content, named, latency_runs)
         report = ExportReport(
             path=path,
             size_bytes=len(content),

@@ -25,7 +25,8 @@ def median_latency_us(models, inputs, *, rounds=7, runs=500, num_threads=1, warm
 
     Args:
         models: .tflite files, each as bytes or a path.
-        inputs: numpy arrays for one invocation, one per input in the files' input order
+        inputs: numpy arrays for one invocation, one per input in the files' input order, or a
+            dict of them by signature input name (a multi-input Keras model's input names)
             (`model.inputs` order for files `export` wrote), at the batch the files were
             exported with; a dynamic batch is resized to the arrays'.
         rounds: alternating rounds.
@@ -65,6 +66,14 @@ def _ready(model, inputs, num_threads, warmup):
         model_content=content, num_threads=num_threads, experimental_op_resolver_type=resolver
     )
     details = interpreter.get_input_details()
+    if isinstance(inputs, dict):  # the file's input order need not be the Keras model's
+        signature = interpreter.get_signature_runner().get_input_details()
+        by_index = {detail["index"]: key for key, detail in signature.items()}
+        if set(inputs) != set(signature):
+            raise ValueError(
+                f"{name} takes the inputs {sorted(signature)}. Received: {sorted(inputs)}."
+            )
+        inputs = [inputs[by_index[detail["index"]]] for detail in details]
     if len(inputs) != len(details):
         raise ValueError(
             f"{name} takes {len(details)} input(s). Received: {len(inputs)} array(s). Pass one "
