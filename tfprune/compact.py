@@ -1,16 +1,19 @@
 """`compact(model)`: physically remove the dead units, filters and hidden units of a pruned model.
 
-A unit (Dense neuron, conv filter, depthwise channel, LSTM hidden unit) is dead when its value no
-longer matters: every weight that reads it is zero, or it outputs a constant (`activation(bias)`
+A unit (Dense neuron, conv or transposed-conv filter, depthwise channel, LSTM, GRU or SimpleRNN
+hidden unit) is dead when its value no longer matters: every weight that reads it is zero, or it outputs a constant (`activation(bias)`
 when all its incoming weights are zero) whose contribution the next layer's bias can absorb
 exactly. The compacted model computes the same outputs as the original. With `data`, LSTM hidden
 units that hidden-state pruning never kept on that data go too (exact on that data).
 
 The decision is taken on `tfprune.channel_graph.Graph`; the per-layer rules come from the
-registry (`tfprune.kinds`). Not compacted: nested models and shared layers (called more than
-once) are copied unchanged and keep every position they touch; channels-first layouts, grouped
-convolutions, SeparableConv, Conv*Transpose, LayerNormalization, softmax activations, LSTMs
-inside Bidirectional and any unregistered layer likewise.
+registry (`tfprune.kinds`). Attention heads go from inside their layer (`Entry.inside`,
+`tfprune.attention_surgery`): the layer's inputs and outputs keep their size. Not compacted:
+nested models and shared layers (called more than once) are copied unchanged and keep every
+position they touch; channels-first layouts, grouped convolutions, SeparableConv, EinsumDense,
+Embedding, LayerNormalization, softmax activations, recurrent layers inside Bidirectional,
+TimeDistributed and any unregistered layer likewise; the report's `not_compacted` names the
+layers with weights among them and why.
 """
 
 import dataclasses
