@@ -127,3 +127,21 @@ def test_head_granularity_masks_whole_heads_that_compact_removes():
     assert {row.name: row.removed for row in report.layers}["mha"] == [1, 3]
     assert small.get_layer("mha").num_heads == 2
     np.testing.assert_allclose(small.predict(x, verbose=0), pruned.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["GRU", "GRU-reset_before", "SimpleRNN"])
+def test_bias_driven_units_stay(name):
+    """A unit whose candidate kernels are zero but whose candidate bias is not emits a nonzero,
+    input-independent h that other units and the head read: it must stay."""
+    make, shape, kill = COMPACTED[name]
+    model, layer = _model(make, shape)
+    kill(layer)
+    weights = layer.get_weights()
+    units = layer.cell.units
+    block = 2 if "GRU" in name else 0
+    weights[2][..., [block * units + u for u in DEAD]] = 0.3
+    layer.set_weights(weights)
+    x = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
+    small, report = tfprune.compact(model)
+    assert not {row.name: row.removed for row in report.layers}[layer.name]
+    np.testing.assert_allclose(small.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

@@ -241,3 +241,14 @@ def test_gru_hidden_state_pruning_zeroes_chunks_and_strips_to_its_inference_laye
     stripped = tfprune.strip(model)
     assert type(stripped.get_layer("gru")) is tfprune.layers.HiddenStatePrunedGRU
     np.testing.assert_allclose(stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_einsum_unit_axes_survive_config_save_and_strip(tmp_path):
+    inputs = keras.Input((5, 4))
+    layer = MaskedEinsumDense("abc,cde->abde", (5, 2, 3), unit_axes=(1,), name="kind")
+    model = keras.Model(inputs, layer(inputs))
+    assert tuple(layer.threshold.shape) == (2,)
+    assert MaskedEinsumDense.from_config(layer.get_config()).unit_axes("kernel", (4, 2, 3)) == (1,)
+    model.save(tmp_path / "m.keras")
+    assert tuple(keras.saving.load_model(tmp_path / "m.keras").get_layer("kind").threshold.shape) == (2,)
+    assert type(tfprune.strip(model).get_layer("kind")) is layers.EinsumDense
