@@ -32,15 +32,15 @@ def tables(records):
     if heads:
         lines += [
             "",
-            "| heads kept | heads dropped | accuracy before fine-tune | after 1 fine-tune epoch | "
-            "params | TFLite file | latency (batch 1) | dense 4-head latency |",
+            "| heads kept | heads dropped | test accuracy | after fine-tune | params | TFLite file | "
+            "latency (batch 1) | dense 4-head latency |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(heads, key=lambda r: -r["heads"]):
             t = r["tflite"]
             lines.append(
                 f"| {r['heads_after_compact']} | {r['heads_dropped'] or '-'} | "
-                f"{r['accuracy_before_finetune']:.2%} | {r['test_accuracy']:.2%} | {r['params']:,} | "
+                f"{r['test_accuracy']:.2%} | {r['accuracy_after_finetune']:.2%} | {r['params']:,} | "
                 f"{_kb(t['size_bytes'])} | {t['latency_us']:.0f} µs | {t['dense_model_latency_us']:.0f} µs |"
             )
     return "\n".join(lines)
