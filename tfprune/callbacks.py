@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfprune.controller import SparsityController, check_target
 from tfprune.guards import check_finite, thresholds_finite
-from tfprune.layers.base import masked_layers, sparsity_of
+from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
 
 
 class DynamicPrune(keras.callbacks.Callback):
@@ -233,7 +233,7 @@ class DynamicPrune(keras.callbacks.Callback):
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
         progress = (self._epoch * steps + batch + 1) / (epochs * steps)
         for layers, controller in self._groups.values():
-            self._set_alpha(layers, controller.update(progress, sparsity_of(layers)))
+            self._set_alpha(layers, controller.update(progress, target_sparsity_of(layers)))
             for layer in layers:
                 layer.alpha_integral.assign(controller.integral)
 

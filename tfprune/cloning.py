@@ -16,8 +16,8 @@ def effective_weight(layer, path):
     """The value at `path` as the layer computes with it: `W * mask` for masked kernels."""
     owner_path, _, name = path.rpartition(".")
     owner = registry.resolve(layer, owner_path) if owner_path else layer
-    if isinstance(owner, MaskedMixin) and name in owner.MASKED:
-        return ops.convert_to_numpy(owner.masked_kernel(name))
+    if isinstance(owner, MaskedMixin):
+        return ops.convert_to_numpy(owner.effective(name))
     return ops.convert_to_numpy(getattr(owner, name))
 
 

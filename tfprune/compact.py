@@ -9,8 +9,9 @@ units that hidden-state pruning never kept on that data go too (exact on that da
 The decision is taken on `tfprune.channel_graph.Graph`; the per-layer rules come from the
 registry (`tfprune.kinds`). Not compacted: nested models and shared layers (called more than
 once) are copied unchanged and keep every position they touch; channels-first layouts, grouped
-convolutions, SeparableConv, Conv*Transpose, LayerNormalization, softmax activations, LSTMs
-inside Bidirectional and any unregistered layer likewise.
+convolutions, SeparableConv, Conv*Transpose, LayerNormalization, softmax activations,
+Bidirectional layers that merge their halves other than by concatenation and any unregistered
+layer likewise.
 """
 
 import dataclasses

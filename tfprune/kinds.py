@@ -1,7 +1,7 @@
 """Every layer kind tfprune knows, registered in one place (`tfprune.registry` holds the table).
 
-Masked kinds: Dense, Conv1D/2D, DepthwiseConv2D, LSTM (bare or in Bidirectional). Structural
-kinds `compact` removes units of or sees through: Conv3D, HiddenStatePrunedLSTM (what `strip`
+Masked kinds: Dense, Conv1D/2D, DepthwiseConv2D, LSTM (bare or in Bidirectional, whose hidden
+units `compact` removes too). Structural kinds `compact` removes units of or sees through: Conv3D, HiddenStatePrunedLSTM (what `strip`
 leaves of a hidden-state-pruned LSTM), activations, dropout and noise, pooling,
 BatchNormalization, merges, Concatenate, Flatten, Reshape and depthwise convolutions. Imported
 by `tfprune/__init__.py`, so the table is full whenever tfprune is.
@@ -19,7 +19,7 @@ from tfprune.layers import (
     MaskedDepthwiseConv2D,
     MaskedLSTM,
 )
-from tfprune.lstm_surgery import LSTMSurgery
+from tfprune.lstm_surgery import BidirectionalSurgery, LSTMSurgery
 from tfprune.registry import register
 from tfprune.surgery import (
     ActivationOp,
@@ -77,6 +77,7 @@ register(
     (),
     to_masked=_bidirectional_to_masked,
     to_stock=_bidirectional_to_stock,
+    units=BidirectionalSurgery(),
 )
 
 # Structural kinds ----------------------------------------------------------------------------

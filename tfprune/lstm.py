@@ -334,7 +334,7 @@ def _check_some_lstm(model, chosen):
 
 
 def _layer_report(layer):
-    counts = [count_nonzero(kernel) for kernel in layer.cell.effective_kernels()]
+    counts = [count_nonzero(kernel) for kernel in layer.cell.effective_weights()[:2]]
     size = sum(c[0] for c in counts)
     return {**layer.hidden_state_stats(), "weight_sparsity": 1 - sum(c[1] for c in counts) / size}
 
