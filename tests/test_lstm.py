@@ -308,13 +308,13 @@ def test_strip_keeps_hidden_state_pruning():
 def test_keras_file_round_trip(tmp_path):
     layer = MaskedLSTM(8, hidden_state="fixed", chunk=2, hidden_threshold=0.3, granularity="unit")
     model = keras.Sequential([keras.Input((6, 5)), layer, keras.layers.Dense(2)])
-    layer.cell.recurrent_threshold.assign(np.linspace(0, 0.5, 32).astype("float32"))
+    layer.cell.unit_threshold.assign(np.linspace(0, 0.2, 8).astype("float32"))
     expected = model.predict(X, verbose=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     restored = loaded.layers[0]
     assert restored.get_config() == layer.get_config()
-    np.testing.assert_allclose(restored.cell.recurrent_threshold, layer.cell.recurrent_threshold)
+    np.testing.assert_allclose(restored.cell.unit_threshold, layer.cell.unit_threshold)
     np.testing.assert_allclose(loaded.predict(X, verbose=0), expected, atol=1e-6)
 
 

@@ -126,6 +126,11 @@ def _key_03(text):
     ((before, after),) = _find(r"first threshold with a never-kept unit: threshold \S+, units (\d+) -> (\d+)",
                                text, "unit removal")
     assert after < before, (before, after)
+    # Hidden-unit DST: units fall with the target, and the smallest file runs faster than dense.
+    rows = _find(rf"^\s*({NUMBER})\s+(\d+)\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})x\s+[\d,]+$", text, "units")
+    targets, kept, latency = ([row[i] for row in rows] for i in (0, 1, 3))
+    assert targets[0] == 0 and kept[0] == 64 and kept == sorted(kept, reverse=True) and kept[-1] < 32, kept
+    assert latency[-1] < latency[0], latency
     ((share,),) = _find(rf"zeroes ({NUMBER})% of the chunks", text, "exercise")
     assert share >= 75, share
 
