@@ -46,6 +46,7 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, help="steps a timed round (default 200; 20 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke test: digits, 2 epochs, short rounds")
     parser.add_argument("--out", type=Path, help="JSONL results (default bench/out/backends[-quick].jsonl)")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
     args = parser.parse_args(argv)
     args.model_names = args.models.split(",")
     args.backend_names = args.backends.split(",")
@@ -195,8 +196,34 @@ def _about(keras, head, arrays, data_name):
     }  # fmt: skip
 
 
+def table(records):
+    """The BENCHMARKS.md table: per model and backend, the DST run and the step-time row."""
+    rows = {}
+    for r in records:
+        if r.get("status") == "ok":
+            rows.setdefault((r["model"], r["backend"]), {})[r["kind"]] = r
+    lines = [
+        "| Model | Backend | Test accuracy (%) | Remaining weights (%) | Epoch time (s) "
+        "| Dense step (ms) | DST step (ms) | DST/dense |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (model, backend), kinds in rows.items():
+        dst, timing = kinds.get("dst"), kinds.get("step time")
+        cells = [f"{100 * dst['test_accuracy']:.2f}", f"{100 * dst['remaining']:.2f}", f"{dst['epoch_time']:.1f}"] if dst else ["not recorded"] * 3
+        if timing:
+            ms = timing["ms_per_step"]
+            cells += [f"{ms['dense']:.2f}", f"{ms['dst']:.2f}", f"{timing['dst_vs_dense']:.2f}x"]
+        else:
+            cells += ["not recorded"] * 3
+        lines.append(f"| {model} | {backend} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.table:
+        print(table(Store(args.out).records))
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.out)
     rows = list(plan(args))
