@@ -6,6 +6,7 @@ import os
 import reprlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfprune import registry
@@ -29,8 +30,10 @@ def rebuild(layer, cls, config, weights, effective=False):
         target = registry.resolve(new, path)
         if target is None:
             continue
-        value = effective_weight(layer, path) if effective else registry.resolve(layer, path)
-        target.assign(value)
+        # A copy, never the source's array: JAX's fit donates its buffers, which would delete
+        # the other model's weights if the two variables shared one.
+        source = effective_weight(layer, path) if effective else registry.resolve(layer, path)
+        target.assign(np.array(source))
     return new
 
 
