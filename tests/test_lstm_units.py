@@ -55,6 +55,7 @@ def _numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
+@pytest.mark.backends  # also run under JAX by .ci/run
 def test_masked_unit_is_dead_in_every_output_and_state():
     layer = MaskedLSTM(8, granularity="unit", return_sequences=True, return_state=True)
     layer(X)
@@ -116,6 +117,7 @@ def test_bidirectional_other_merge_modes_stay_whole():
     assert small.get_layer("bi").forward_layer.units == 8
 
 
+@pytest.mark.backends  # also run under JAX by .ci/run
 def test_target_sparsity_counts_hidden_units_and_logs_them():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 6, 3)).astype("float32")
