@@ -87,8 +87,9 @@ def _dst(prefix, x, y, **kwargs):
 
 
 def scenarios():
-    """`{name: array}`: forward masks and outputs of conv/depthwise/dense and LSTM models, and
-    two short DST runs (reset rule with a fixed alpha; the target controller)."""
+    """`{name: array}`: forward masks and outputs of conv/depthwise/dense and LSTM models, a short
+    DST run of the LSTM model (hidden-state figures in its logs), and two of an MLP (reset rule
+    with a fixed alpha; the target controller)."""
     rng = np.random.default_rng(0)
     out = {}
     for name, build, shape in (("conv", _conv_model, (4, 10, 10, 3)), ("lstm", _lstm_model, (4, 7, 5))):
@@ -102,6 +103,11 @@ def scenarios():
     lstm = [layer for layer in masked_layers(model) if layer.name == "l1"][0]
     model.predict(x, verbose=0)
     out["lstm/hidden_sparsity"] = np.float64(lstm.hidden_state_stats()["hidden_sparsity"])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, np.arange(4) % 3, batch_size=2, epochs=2, shuffle=False, verbose=0,
+                        callbacks=[tfprune.DynamicPrune(alpha=0.05)])  # fmt: skip
+    out.update({f"lstm/history/{k}": np.asarray(v, "float64") for k, v in history.history.items()})
+    out["lstm/trained_outputs"] = keras.ops.convert_to_numpy(model(x))
     x = rng.normal(size=(96, 6, 6)).astype("float32")
     y = rng.integers(0, 4, 96)
     out.update(_dst("reset", x, y, alpha=5e-3))
