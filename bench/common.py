@@ -78,3 +78,28 @@ def steady_epoch_time(times):
     steady = times[1:] or times
     return float(np.mean(steady))
 
+
+
+WARMUP = 10  # steps of each timed round left out of the clock (fit's set-up, first batches)
+
+
+def timed_steps(keras, model, x, y, steps, batch_size, callbacks=()):
+    """Seconds for `steps` training steps of an already-traced model, after `WARMUP` steps.
+
+    One short `fit` (no shuffling), so rounds of two models can alternate in one process and
+    load from other jobs hits both alike.
+    """
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == WARMUP:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+    clock = Clock()
+    n = (steps + WARMUP) * batch_size
+    model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False,
+              callbacks=[*callbacks, clock])  # fmt: skip
+    return clock.seconds

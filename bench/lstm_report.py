@@ -10,16 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.lstm_suite import ALPHA, best_hidden
-from bench.records import read_records
-
-
-def latest(records):
-    """`{run label: record}`: the last ok record of each row (reruns replace earlier ones)."""
-    rows = {}
-    for record in records:
-        if record["status"] == "ok":
-            rows[record["run"]] = record
-    return rows
+from bench.records import latest, read_records
 
 
 def failures(records, rows):

@@ -74,3 +74,12 @@ class Store:
     def recorded(self, settings, **identity):
         """Whether an ok record has these settings and identity (e.g. `suite`, `run`, `seed`)."""
         return any(same_setup(r, identity) for r in self.finished(settings))
+
+
+def latest(records):
+    """`{run label: record}`: the last ok record of each row (reruns replace earlier ones)."""
+    rows = {}
+    for record in records:
+        if record["status"] == "ok":
+            rows[record["run"]] = record
+    return rows

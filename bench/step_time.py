@@ -10,7 +10,6 @@ DST includes DynamicPrune (penalty, per-batch alpha bookkeeping, reset check eve
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,34 +18,9 @@ from bench import common
 from bench.models import MODELS
 from bench.records import append_record
 
-JIT = {"lenet300": True, "lenet5": False}
-
-
-WARMUP = 10  # steps of each round left out of the clock (fit's set-up, first batches)
-
-
-def _round(model, x, y, steps, batch_size, callbacks):
-    """Seconds for `steps` training steps of an already-traced model, after `WARMUP` steps."""
-    import keras
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == WARMUP:
-                self.start = time.perf_counter()
-
-        def on_train_end(self, logs=None):
-            self.seconds = time.perf_counter() - self.start
-
-    clock = Clock()
-    n = (steps + WARMUP) * batch_size
-    model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False,
-              callbacks=[*callbacks, clock])  # fmt: skip
-    return clock.seconds
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lenet300", choices=sorted(JIT))
+    parser.add_argument("--model", default="lenet300", choices=("lenet300", "lenet5"))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("bench/out/step_time.jsonl"))
@@ -65,18 +39,18 @@ def main(argv=None):
         model = MODELS[args.model].build(data.x_train.shape[1:], data.num_classes, keras=keras)
         if kind == "dst":
             model = tfprune.prunable(model)
-        common.compile_model(keras, model, 0.01, 0.9, jit_compile=JIT[args.model])
+        common.compile_model(keras, model, 0.01, 0.9, jit_compile=MODELS[args.model].jit_compile)
         callbacks = [tfprune.DynamicPrune()] if kind == "dst" else []
-        _round(model, data.x_train, data.y_train, 20, batch_size, callbacks)  # trace, compile
+        common.timed_steps(keras, model, data.x_train, data.y_train, 20, batch_size, callbacks)  # trace, compile
         models[kind] = (model, callbacks)
     times = {kind: [] for kind in models}
     for _ in range(args.rounds):
         for kind, (model, callbacks) in models.items():
-            seconds = _round(model, data.x_train, data.y_train, args.steps, batch_size, callbacks)
+            seconds = common.timed_steps(keras, model, data.x_train, data.y_train, args.steps, batch_size, callbacks)
             times[kind].append(1000 * seconds / args.steps)
     record = {
         "model": args.model, "dataset": data.name, "rounds": args.rounds, "steps": args.steps,
-        "jit_compile": JIT[args.model],
+        "jit_compile": MODELS[args.model].jit_compile,
         "ms_per_step": {kind: float(np.median(t)) for kind, t in times.items()},
         "all_rounds_ms": times,
     }

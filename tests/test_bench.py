@@ -132,3 +132,26 @@ def test_gmp_rows_expand_to_the_dst_runs_of_their_suite_and_seed():
     (run,) = suites.expand(suites.Experiment("gmp", match="dst"), "lenet300", 0, finished)
     assert run.label == "gmp @ dst alpha=0.001"
     assert run.params == {"final_sparsity": pytest.approx(0.9), "matched": "dst alpha=0.001"}
+
+
+def test_lstm_units_report_prefers_side_by_side_latency_and_compares_with_dense():
+    from bench.lstm_units_report import render
+
+    def export(name, us):
+        return {"run": f"export {name} float", "status": "ok", "method": "export",
+                "size_bytes": 2048, "limit_bytes": 1024, "latency_us": us}
+
+    records = [
+        {"run": "dense 128x128", "status": "ok", "method": "dense", "widths": [128, 128],
+         "param_count": 1000, "test_accuracy": 0.9},
+        export("dense-128x128", 900.0),
+        {"run": "unit dst target=0.75", "status": "ok", "method": "units", "params": {"target": 0.75},
+         "widths": [30, 34], "param_count": 100, "test_accuracy": 0.89},
+        export("units-0.75", 400.0),
+        {"run": "tflite latency", "status": "ok", "method": "latency",
+         "latency_us": {"export dense-128x128 float": 800.0, "export units-0.75 float": 200.0}},
+    ]
+    table = render(records)
+    assert "| unit dst target=0.75 | 30x34 | 100 | 89.00% | -1.00 | 2.0 KiB | 1.0 KiB | 200 | 4.00x |" in table
+    records.pop()  # without the side-by-side row, each export's own figure, marked
+    assert "| 400* | 2.25x |" in render(records)

@@ -7,6 +7,8 @@ import pytest
 import tfprune
 from tfprune.layers import MaskedConv2D, MaskedDense, masked_layers
 
+pytestmark = pytest.mark.backends  # also run under JAX by .ci/run
+
 
 def _cnn():
     inputs = keras.Input((10, 10, 3))

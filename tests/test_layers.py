@@ -6,6 +6,8 @@ import pytest
 
 from tfprune.layers import MaskedConv1D, MaskedConv2D, MaskedDense, MaskedDepthwiseConv2D
 
+pytestmark = pytest.mark.backends  # also run under JAX by .ci/run
+
 CASES = [
     (keras.layers.Dense, MaskedDense, dict(units=6, activation="relu"), (3, 5)),
     (keras.layers.Conv1D, MaskedConv1D, dict(filters=4, kernel_size=3, padding="same", dilation_rate=2), (2, 9, 3)),

@@ -308,13 +308,13 @@ def test_strip_keeps_hidden_state_pruning():
 def test_keras_file_round_trip(tmp_path):
     layer = MaskedLSTM(8, hidden_state="fixed", chunk=2, hidden_threshold=0.3, granularity="unit")
     model = keras.Sequential([keras.Input((6, 5)), layer, keras.layers.Dense(2)])
-    layer.cell.recurrent_threshold.assign(np.linspace(0, 0.5, 32).astype("float32"))
+    layer.cell.unit_threshold.assign(np.linspace(0, 0.2, 8).astype("float32"))
     expected = model.predict(X, verbose=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     restored = loaded.layers[0]
     assert restored.get_config() == layer.get_config()
-    np.testing.assert_allclose(restored.cell.recurrent_threshold, layer.cell.recurrent_threshold)
+    np.testing.assert_allclose(restored.cell.unit_threshold, layer.cell.unit_threshold)
     np.testing.assert_allclose(loaded.predict(X, verbose=0), expected, atol=1e-6)
 
 
@@ -326,7 +326,7 @@ def _model_with_dead_units():
     second = MaskedLSTM(8, name="second")
     model = _stack(first, second)
     _randomize(first), _randomize(second)
-    bias = np.asarray(first.cell.bias)
+    bias = np.array(first.cell.bias)
     bias[3 * 8 + 4 : 4 * 8] = -30.0  # output gate shut: units 4-7 stay under the threshold
     first.cell.bias.assign(bias)
     cell = second.cell
@@ -334,7 +334,7 @@ def _model_with_dead_units():
     threshold = np.zeros(32, "float32")
     threshold[columns] = 1e3  # every gate column of units 2 and 5 masked
     cell.kernel_threshold.assign(threshold), cell.recurrent_threshold.assign(threshold)
-    bias = np.asarray(cell.bias)
+    bias = np.array(cell.bias)
     bias[2 * 8 + 2], bias[2 * 8 + 5] = 0.0, 0.5  # unit 2 stays at 0; unit 5 follows its bias
     cell.bias.assign(bias)
     return model
@@ -369,14 +369,14 @@ def test_compact_shrinks_lstms():
     b = HiddenStatePrunedLSTM(8, chunk=2, hidden_threshold=0.3, name="b")
     model = keras.Model(inputs, keras.layers.Dense(3, name="head")(b(a(inputs))))
     _randomize(a), _randomize(b)
-    kernel, recurrent, bias = (np.asarray(v) for v in (a.cell.kernel, a.cell.recurrent_kernel, a.cell.bias))
+    kernel, recurrent, bias = (np.array(v) for v in (a.cell.kernel, a.cell.recurrent_kernel, a.cell.bias))
     kernel[:, 17], recurrent[:, 17], bias[17] = 0, 0, 0  # a's unit 1 is always 0 ...
     recurrent[6] = 0  # ... and a's unit 6 is read by nobody once b ignores it
     a.cell.kernel.assign(kernel), a.cell.recurrent_kernel.assign(recurrent), a.cell.bias.assign(bias)
-    b_kernel, b_recurrent = np.asarray(b.cell.kernel), np.asarray(b.cell.recurrent_kernel)
+    b_kernel, b_recurrent = np.array(b.cell.kernel), np.array(b.cell.recurrent_kernel)
     b_kernel[6] = 0
     b_recurrent[2:5] = 0  # units 2, 3 (one chunk) and 4 (chunk-mate of 5) unread ...
-    head_kernel = np.asarray(model.get_layer("head").kernel)
+    head_kernel = np.array(model.get_layer("head").kernel)
     head_kernel[2:5] = 0
     b.cell.kernel.assign(b_kernel), b.cell.recurrent_kernel.assign(b_recurrent)
     model.get_layer("head").kernel.assign(head_kernel)
@@ -404,7 +404,7 @@ def _quiet_chunk_model():
     lstm = keras.layers.LSTM(16, name="lstm")
     model = keras.Model(inputs, keras.layers.Dense(4, name="head")(lstm(inputs)))
     _randomize(lstm)
-    bias = np.asarray(lstm.cell.bias)
+    bias = np.array(lstm.cell.bias)
     bias[3 * 16 + 8 : 3 * 16 + 12] = -30.0
     lstm.cell.bias.assign(bias)
     return model

@@ -7,6 +7,8 @@ import pytest
 import tfprune
 from tfprune.layers import MaskedConv1D, MaskedConv2D, MaskedDense, MaskedDepthwiseConv2D, masked_layers
 
+pytestmark = pytest.mark.backends  # also run under JAX by .ci/run
+
 
 def _model():
     inputs = keras.Input((8, 8, 2))

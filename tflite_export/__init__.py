@@ -8,9 +8,26 @@ and only then writes it, atomically. `median_latency_us` is that timer, for benc
 >>> print(report)
 """
 
-from tflite_export.errors import ConversionError, ParityError
-from tflite_export.pipeline import export
-from tflite_export.report import ExportReport
-from tflite_export.timing import median_latency_us
+import importlib
 
-__all__ = ["ConversionError", "ExportReport", "ParityError", "export", "median_latency_us"]
+# Loaded on first use, not here: `python -m tflite_export` imports this package first and must
+# choose Keras' backend (TensorFlow) before anything imports Keras.
+_PUBLIC = {
+    "BackendError": "tflite_export.errors",
+    "ConversionError": "tflite_export.errors",
+    "ExportReport": "tflite_export.report",
+    "ParityError": "tflite_export.errors",
+    "export": "tflite_export.pipeline",
+    "median_latency_us": "tflite_export.timing",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tflite_export' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__():
+    return __all__

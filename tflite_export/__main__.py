@@ -11,18 +11,23 @@ import os
 import sys
 import zipfile
 
-import keras
-import numpy as np
+from tflite_export.backend import check_backend, force_tensorflow
 
-import tflite_export
-from tflite_export.files import check_writable, exclusive, write_atomically
-from tflite_export.samples import check_data
+force_tensorflow()  # before Keras loads: a shell with KERAS_BACKEND=jax still exports
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tflite_export  # noqa: E402
+from tflite_export.files import check_writable, exclusive, write_atomically  # noqa: E402
+from tflite_export.samples import check_data  # noqa: E402
 
 NPY_MAGIC = b"\x93NUMPY"
 
 PROG = "tflite-export"
 # Failures the user can act on: reported as one message, not a traceback.
 EXPECTED_ERRORS = (
+    tflite_export.BackendError,
     tflite_export.ConversionError,
     tflite_export.ParityError,
     ValueError,
@@ -79,6 +84,7 @@ def run(args):
     The output's lock is held until the JSON report is written, so the report describes the
     file at the output path (a concurrent export to it is refused).
     """
+    check_backend()
     check_writable(args.output, "--output")
     if args.report:
         check_writable(args.report, "--report")

@@ -11,6 +11,10 @@ class ConversionError(RuntimeError):
     """The TFLite converter rejected the model; the message names the layer and the fix."""
 
 
+class BackendError(RuntimeError):
+    """Keras runs on a backend other than TensorFlow; the message says how to export anyway."""
+
+
 class ParityError(RuntimeError):
     """The TFLite model's outputs differ from the Keras model's beyond the tolerance."""
 

@@ -11,6 +11,7 @@ import warnings
 
 import tfprune
 from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
+from tflite_export.backend import check_backend
 from tflite_export.convert import BYTES_PER_VALUE, require_integer_kernels, to_tflite
 from tflite_export.encoding import densify_misaligned_blocks
 from tflite_export.errors import ParityError, parity_failure
@@ -78,11 +79,14 @@ def export(
             `BlockingIOError` if another export is writing `path`.
         ConversionError: the converter rejected a layer (the message names it and the fix), or
             `"int8"` came out without integer kernels.
+        BackendError: Keras runs on JAX or PyTorch in this process (export from a `.keras`
+            file with `python -m tflite_export` instead).
         ParityError: the .tflite outputs differ from Keras beyond the tolerance, or either
             side's outputs hold NaN or inf.
 
     >>> report = tflite_export.export(model, "model.tflite", quantize="dynamic")
     """
+    check_backend()
     check_arguments(
         model,
         sparse=sparse,

@@ -4,11 +4,11 @@ import math
 import numbers
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfprune.controller import SparsityController, check_target
 from tfprune.guards import check_finite, thresholds_finite
-from tfprune.layers.base import masked_layers, sparsity_of
+from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
 
 
 class DynamicPrune(keras.callbacks.Callback):
@@ -122,9 +122,6 @@ class DynamicPrune(keras.callbacks.Callback):
         self._epoch = 0
         self._batches = 0
         self._resettable = [layer for layer in self._layers if layer.RESETS]
-        self._reset_function = None
-        if self.reset_fraction is not None and self._resettable:
-            self._reset_function = tf.function(self._apply_reset_rule)
         self._check_layer_targets()
         self._groups = None
 
@@ -139,9 +136,18 @@ class DynamicPrune(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
+        # Under JAX, fit trains on its own copies of the variables and writes them back only
+        # when an epoch ends or a callback reads `self.model` (Keras' jax_state_sync): reading
+        # it here makes the checks see this batch's weights, and what this method assigns the
+        # state the next step trains from. Elsewhere it is a plain attribute.
+        self.model  # noqa: B018
         loss = (logs or {}).get("loss")
         control = self._groups and batch % self.control_every == 0
-        reset = self._reset_function is not None and (batch + 1) % self.reset_check_every == 0
+        reset = (
+            self.reset_fraction is not None
+            and self._resettable
+            and (batch + 1) % self.reset_check_every == 0
+        )
         suspect = (loss is not None and not math.isfinite(loss)) or not thresholds_finite(self._layers)
         if suspect or control or reset:
             check_finite(self._layers, self._epoch, batch, loss)  # never act on NaN
@@ -150,7 +156,7 @@ class DynamicPrune(keras.callbacks.Callback):
         elif not self._groups and _is_step_schedule(self.alpha):
             self._set_alpha(self._layers, self._alpha_value(self._epoch))
         if reset:
-            self._reset_function()
+            self._apply_reset_rule()
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:
             logs.update(self.figures())
@@ -233,23 +239,20 @@ class DynamicPrune(keras.callbacks.Callback):
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
         progress = (self._epoch * steps + batch + 1) / (epochs * steps)
         for layers, controller in self._groups.values():
-            self._set_alpha(layers, controller.update(progress, sparsity_of(layers)))
+            self._set_alpha(layers, controller.update(progress, target_sparsity_of(layers)))
             for layer in layers:
                 layer.alpha_integral.assign(controller.integral)
 
     def _apply_reset_rule(self):
         """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
         for layer in self._resettable:
-            kept = 0.0
-            size = 0
-            for name in layer.MASKED:
-                mask = layer.mask(name)
-                kept += tf.reduce_sum(mask)
-                size += int(mask.shape.num_elements())
-            collapsed = kept < (1.0 - self.reset_fraction) * size
-            for threshold in layer.threshold_variables():
-                threshold.assign(tf.where(collapsed, tf.zeros_like(threshold), threshold))
-            layer.threshold_resets.assign_add(tf.cast(collapsed, layer.threshold_resets.dtype))
+            masks = [layer.mask(name) for name in layer.MASKED]
+            kept = sum(float(ops.convert_to_numpy(ops.sum(mask))) for mask in masks)
+            size = sum(math.prod(mask.shape) for mask in masks)
+            if kept < (1.0 - self.reset_fraction) * size:
+                for threshold in layer.threshold_variables():
+                    threshold.assign(ops.zeros(threshold.shape, threshold.dtype))
+                layer.threshold_resets.assign(layer.threshold_resets + 1)
 
 
 def _read(variable):

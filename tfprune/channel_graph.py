@@ -202,7 +202,7 @@ class Graph:
             remove[self.root[span]] = False
         spans = [self.span[id(t)] for n in reversed(self.nodes) for t in n.outputs]
         while True:
-            while self._keep_read(remove):
+            while self._keep_read(remove) or self._balance(remove):
                 pass
             # A layer needs at least one unit: keep one where a whole tensor would go.
             empty = [s for s in spans if len(s) and remove[self.root[s]].all()]
@@ -230,6 +230,22 @@ class Graph:
                 if len(positions):
                     remove[self.root[positions]] = False
                     changed = True
+        return changed
+
+    def _balance(self, remove):
+        """Un-removes the units a layer's rule must keep for its own shape constraints (the two
+        halves of a Bidirectional keep equal counts); True if any."""
+        changed = False
+        for node in self.nodes:
+            role = self.role[id(node)]
+            if role.kind != "unit":
+                continue
+            p_out = self.span[id(node.outputs[0])]
+            kept = ~remove[self.root[p_out]]
+            extra = role.rule.balance(node.operation, kept) & ~kept
+            if extra.any():
+                remove[self.root[p_out[extra]]] = False
+                changed = True
         return changed
 
     def plans(self, remove):

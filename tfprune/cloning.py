@@ -6,6 +6,7 @@ import os
 import reprlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfprune import registry
@@ -16,8 +17,8 @@ def effective_weight(layer, path):
     """The value at `path` as the layer computes with it: `W * mask` for masked kernels."""
     owner_path, _, name = path.rpartition(".")
     owner = registry.resolve(layer, owner_path) if owner_path else layer
-    if isinstance(owner, MaskedMixin) and name in owner.MASKED:
-        return ops.convert_to_numpy(owner.masked_kernel(name))
+    if isinstance(owner, MaskedMixin):
+        return ops.convert_to_numpy(owner.effective(name))
     return ops.convert_to_numpy(getattr(owner, name))
 
 
@@ -29,8 +30,10 @@ def rebuild(layer, cls, config, weights, effective=False):
         target = registry.resolve(new, path)
         if target is None:
             continue
-        value = effective_weight(layer, path) if effective else registry.resolve(layer, path)
-        target.assign(value)
+        # A copy, never the source's array: JAX's fit donates its buffers, which would delete
+        # the other model's weights if the two variables shared one.
+        source = effective_weight(layer, path) if effective else registry.resolve(layer, path)
+        target.assign(np.array(source))
     return new
 
 

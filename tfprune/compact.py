@@ -11,9 +11,9 @@ registry (`tfprune.kinds`). Attention heads go from inside their layer (`Entry.i
 `tfprune.attention_surgery`): the layer's inputs and outputs keep their size. Not compacted:
 nested models and shared layers (called more than once) are copied unchanged and keep every
 position they touch; channels-first layouts, grouped convolutions, SeparableConv, EinsumDense,
-Embedding, LayerNormalization, softmax activations, recurrent layers inside Bidirectional,
-TimeDistributed and any unregistered layer likewise; the report's `not_compacted` names the
-layers with weights among them and why.
+Embedding, LayerNormalization, softmax activations, Bidirectional layers that merge their halves
+other than by concatenation or hold GRUs or SimpleRNNs, TimeDistributed and any unregistered
+layer likewise; the report's `not_compacted` names the layers with weights among them and why.
 """
 
 import dataclasses

@@ -27,7 +27,7 @@ def prunable(model, layers=None, granularity="weight"):
         layers: which layers to convert: None (all supported), or a list of layer names and/or
             layer classes, or a predicate `fn(layer) -> bool`.
         granularity: what one threshold decision covers: `"weight"` (the paper), `"unit"` (whole
-            neurons/filters/gate columns, which `compact` then removes) or a block `(1, n)` along
+            neurons, filters or LSTM hidden units, which `compact` then removes) or a block `(1, n)` along
             the input dimension (`(1, 4)` runs TFLite's sparse float kernel). A dict
             `{layer_name: granularity}` sets it per layer (unlisted layers use `"weight"`).
 

@@ -2,9 +2,10 @@
 
 Masked kinds: Dense, EinsumDense, Embedding, Conv1D/2D/3D, Conv1D/2D/3DTranspose,
 SeparableConv1D/2D, DepthwiseConv2D, MultiHeadAttention, LSTM, GRU, SimpleRNN (the recurrent ones
-bare or in Bidirectional), and any of them inside TimeDistributed. Structural kinds `compact`
-removes units of or sees through: HiddenStatePrunedLSTM and HiddenStatePrunedGRU (what `strip`
-leaves of a hidden-state-pruned LSTM or GRU), activations, dropout and noise, pooling,
+bare or in Bidirectional, whose LSTM hidden units `compact` removes too), and any of them inside
+TimeDistributed. Structural kinds `compact` removes units of or sees through:
+HiddenStatePrunedLSTM and HiddenStatePrunedGRU (what `strip` leaves of a hidden-state-pruned LSTM
+or GRU), activations, dropout and noise, pooling,
 BatchNormalization, merges, Concatenate, Flatten, Reshape and depthwise convolutions. Imported
 by `tfprune/__init__.py`, so the table is full whenever tfprune is.
 """
@@ -34,7 +35,7 @@ from tfprune.layers import (
     MaskedSimpleRNN,
 )
 from tfprune.attention_surgery import HeadSurgery
-from tfprune.lstm_surgery import LSTMSurgery
+from tfprune.lstm_surgery import BidirectionalSurgery, LSTMSurgery
 from tfprune.recurrent_surgery import RecurrentSurgery
 from tfprune.registry import register
 from tfprune.surgery import (
@@ -156,6 +157,7 @@ register(
     (),
     to_masked=_bidirectional_to_masked,
     to_stock=_bidirectional_to_stock,
+    units=BidirectionalSurgery(),
 )
 register(
     layers.TimeDistributed,

@@ -201,11 +201,12 @@ def magnitude_prune(model, target, layers=None):
     """Sets each MaskedLSTM kernel's thresholds (in place) to mask its `target` smallest weights.
 
     The alternative to DST in stage 2: one threshold per kernel at the `target` quantile of
-    the granularity's scores (|W|, column means or block means).
+    the granularity's scores (|W| or block means); with `granularity="unit"`, one threshold
+    per layer at the `target` quantile of the hidden units' group scores.
 
     Args:
         model: a `keras.Model` with MaskedLSTM layers (see `tfprune.prunable`).
-        target: weight sparsity per kernel, in [0, 1).
+        target: weight sparsity per kernel (share of hidden units with "unit"), in [0, 1).
         layers: None or names / layers, see `lstm_layers`.
 
     Returns:
@@ -223,11 +224,13 @@ def magnitude_prune(model, target, layers=None):
         )
     for layer in chosen:
         cell = layer.cell
+        if cell.granularity == "unit":  # one threshold per hidden unit, over its whole group
+            scores = keras.ops.convert_to_numpy(cell.unit_scores())
+            cell.unit_threshold.assign(np.full(cell.units, np.quantile(scores, target), "float32"))
+            continue
         for kernel_name, threshold_name in cell.MASKED.items():
             magnitude = np.abs(keras.ops.convert_to_numpy(getattr(cell, kernel_name)))
-            if cell.granularity == "unit":
-                magnitude = magnitude.mean(axis=0)
-            elif isinstance(cell.granularity, tuple):
+            if isinstance(cell.granularity, tuple):
                 magnitude = keras.ops.convert_to_numpy(block_scores(magnitude, cell.granularity, 0))
             threshold = getattr(cell, threshold_name)
             threshold.assign(np.full(threshold.shape, np.quantile(magnitude, target), "float32"))
@@ -334,7 +337,7 @@ def _check_some_lstm(model, chosen):
 
 
 def _layer_report(layer):
-    counts = [count_nonzero(kernel) for kernel in layer.cell.effective_kernels()]
+    counts = [count_nonzero(kernel) for kernel in layer.cell.effective_weights()[:2]]
     size = sum(c[0] for c in counts)
     return {**layer.hidden_state_stats(), "weight_sparsity": 1 - sum(c[1] for c in counts) / size}
 

@@ -17,6 +17,7 @@ them all), so chunks go whole and the remaining chunks keep their members.
 import keras
 import numpy as np
 
+from tfprune.layers.lstm import HiddenStatePrunedLSTM
 from tfprune.surgery import UnitSurgery
 
 _LSTM_VARIABLES = {
@@ -123,3 +124,78 @@ class LSTMSurgery(UnitSurgery):
 
 def _named(layer, weights):
     return dict(zip((variable.name for variable in layer.weights), weights))
+
+
+class BidirectionalSurgery(UnitSurgery):
+    """A Bidirectional around two LSTMs, merged by concatenation: units `[forward, backward]`.
+
+    Each half keeps its own units, as many as the other half (Keras builds both halves of one
+    width); the consumer's rows of a removed unit go with it. Other merge modes add or multiply the halves unit by unit, which
+    ties units across halves: those layers are left whole.
+    """
+
+    def __init__(self):
+        self.half = LSTMSurgery()
+
+    def supports(self, layer):
+        halves = (layer.forward_layer, layer.backward_layer)
+        return (
+            layer.merge_mode == "concat"
+            and not layer.return_state
+            and all(type(h) in (keras.layers.LSTM, HiddenStatePrunedLSTM) for h in halves)
+            and all(self.half.supports(h) for h in halves)
+        )
+
+    def _split(self, layer, weights):
+        n = len(layer.forward_layer.weights)
+        return [(layer.forward_layer, weights[:n]), (layer.backward_layer, weights[n:])]
+
+    def usage(self, layer, weights):
+        return np.concatenate([self.half.usage(h, w) for h, w in self._split(layer, weights)], 1)
+
+    def recurrent_usage(self, layer, weights):
+        (f, wf), (b, wb) = self._split(layer, weights)
+        forward, backward = self.half.recurrent_usage(f, wf), self.half.recurrent_usage(b, wb)
+        reads = np.zeros([n + m for n, m in zip(forward.shape, backward.shape)], bool)
+        reads[: len(forward), : len(forward)] = forward
+        reads[len(forward) :, len(forward) :] = backward
+        return reads
+
+    def constants(self, layer, weights, in_const):
+        return np.concatenate(
+            [self.half.constants(h, w, in_const) for h, w in self._split(layer, weights)]
+        )
+
+    def observed_zero(self, layer, weights):
+        seen = [self.half.observed_zero(h, w) for h, w in self._split(layer, weights)]
+        if all(s is None for s in seen):
+            return None
+        halves = (layer.forward_layer, layer.backward_layer)
+        return np.concatenate(
+            [np.zeros(h.cell.units, bool) if s is None else s for s, h in zip(seen, halves)]
+        )
+
+    def balance(self, layer, keep_out):
+        """Keras builds a Bidirectional's output for two halves of one width: the half that
+        loses more units keeps some of its dead ones (exact: they output 0)."""
+        n = layer.forward_layer.cell.units
+        halves = [keep_out[:n].copy(), keep_out[n:].copy()]
+        short, long = sorted(halves, key=lambda kept: kept.sum())
+        short[np.flatnonzero(~short)[: long.sum() - short.sum()]] = True
+        return np.concatenate(halves)
+
+    def rewrite(self, layer, config, weights, keep_in, keep_out, folded):
+        n = layer.forward_layer.cell.units
+        config = {**config}
+        new = []
+        for key, (half, w), keep in zip(
+            ("layer", "backward_layer"), self._split(layer, weights), (keep_out[:n], keep_out[n:])
+        ):
+            half_config, half_weights = self.half.rewrite(
+                half, half.get_config(), w, keep_in, keep, folded
+            )
+            # Without its build config the half is built for the compacted input.
+            config[key] = {k: v for k, v in config[key].items() if k != "build_config"}
+            config[key]["config"] = half_config
+            new += half_weights
+        return config, new

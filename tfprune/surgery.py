@@ -80,6 +80,10 @@ class UnitSurgery:
         """Whether a constant nonzero input can be folded into the bias exactly."""
         return True
 
+    def balance(self, layer, keep_out):
+        """The units to keep given `keep_out`, for layers whose shape ties unit counts."""
+        return keep_out
+
     def constants(self, layer, weights, in_const):
         """Per-unit output constant (NaN where the unit depends on the model input)."""
         known = np.isfinite(in_const)

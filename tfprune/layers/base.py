@@ -78,8 +78,14 @@ class MaskedMixin:
         )
         penalty = ThresholdPenalty(self.alpha)
         for kernel_name, threshold_name in self.MASKED.items():
+            if hasattr(self, threshold_name):
+                continue  # kernels that share a threshold (an LSTM's hidden units) get one
             kernel_shape = tuple(getattr(self, kernel_name).shape)
-            shape = tuple(kernel_shape[a] for a in self.unit_axes(kernel_name, kernel_shape))
+            axes = self.unit_axes(kernel_name, kernel_shape)
+            if axes == MaskedMixin.unit_axes(self, kernel_name, kernel_shape):
+                shape = self.threshold_shape(kernel_shape)
+            else:  # units on other axes than the trailing ones: one threshold per position
+                shape = tuple(kernel_shape[a] for a in axes)
             setattr(
                 self,
                 threshold_name,
@@ -92,7 +98,7 @@ class MaskedMixin:
             )
 
     def threshold_variables(self):
-        return [getattr(self, t) for t in self.MASKED.values()]
+        return [getattr(self, t) for t in dict.fromkeys(self.MASKED.values())]
 
     def mask(self, kernel_name="kernel", kernel=None):
         """The current 0/1 mask of a masked kernel (differentiable through the estimator)."""
@@ -111,9 +117,19 @@ class MaskedMixin:
         kernel = getattr(self, kernel_name) if kernel is None else kernel
         return kernel * self.mask(kernel_name, kernel)
 
+    def effective(self, name):
+        """The weight `name` as the layer computes with it (`W * mask` for a masked kernel)."""
+        return self.masked_kernel(name) if name in self.MASKED else getattr(self, name)
+
     def weight_counts(self):
         """`{kernel_name: (size, nonzero)}` of the effective (masked) kernels."""
         return {name: count_nonzero(self.masked_kernel(name)) for name in self.MASKED}
+
+    def target_counts(self):
+        """`(size, pruned)` of what a sparsity target counts here: weights by default."""
+        counts = self.weight_counts().values()
+        size = sum(c[0] for c in counts)
+        return size, size - sum(c[1] for c in counts)
 
     def sparsity(self):
         """Share of this layer's masked-kernel weights that are zero."""
@@ -147,6 +163,13 @@ def sparsity_of(layers):
     """Share of zero weights over every masked kernel of `layers` taken together."""
     counts = [c for layer in layers for c in layer.weight_counts().values()]
     return 1.0 - sum(c[1] for c in counts) / sum(c[0] for c in counts)
+
+
+def target_sparsity_of(layers):
+    """The share a sparsity target steers over `layers`: pruned weights, or pruned hidden units
+    of LSTMs with `granularity="unit"` (so a target of 0.75 removes 75% of their units)."""
+    counts = [layer.target_counts() for layer in layers]
+    return sum(c[1] for c in counts) / sum(c[0] for c in counts)
 
 
 def masked_layers(model):

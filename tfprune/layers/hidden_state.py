@@ -119,7 +119,7 @@ class HiddenStatePruning:
 
     def reset(self):
         """Zeroes the counters (e.g. before measuring on calibration data)."""
-        self.kept_steps.assign(ops.zeros_like(self.kept_steps))
+        self.kept_steps.assign(ops.zeros(self.kept_steps.shape, self.kept_steps.dtype))
         self.seen_steps.assign(0)
 
     def stats(self, recurrent_kernel):

@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
+from tfprune.estimator import binary_step
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
 from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStatePruning
 
@@ -80,17 +81,17 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
     def hidden_state(self):
         return self.hidden.mode
 
-    def effective_kernels(self):
-        """`(kernel, recurrent_kernel)` as the cell computes with them."""
-        return self.kernel, self.recurrent_kernel
+    def effective_weights(self):
+        """`(kernel, recurrent_kernel, bias)` as the cell computes with them."""
+        return self.kernel, self.recurrent_kernel, self.bias
 
-    def input_projection(self, inputs, kernel, training=False):
+    def input_projection(self, inputs, kernel, bias, training=False):
         """`x W + b` for one step `(batch, features)` or a whole sequence `(batch, time, ...)`."""
         masks = None
         if training and 0.0 < self.dropout < 1.0:
             masks = self.get_dropout_mask(inputs if len(inputs.shape) == 2 else inputs[:, 0])
         z = _per_gate(inputs, kernel, masks)
-        return z if self.bias is None else z + self.bias
+        return z if bias is None else z + bias
 
     def recurrent_step(self, z_x, states, recurrent_kernel, training=False):
         """One LSTM step from the precomputed input projection `z_x`."""
@@ -106,8 +107,8 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
         return h, [h, c]
 
     def call(self, inputs, states, training=False):
-        kernel, recurrent_kernel = self.effective_kernels()
-        z_x = self.input_projection(inputs, kernel, training)
+        kernel, recurrent_kernel, bias = self.effective_weights()
+        z_x = self.input_projection(inputs, kernel, bias, training)
         return self.recurrent_step(z_x, states, recurrent_kernel, training)
 
     def reset_hidden_state_stats(self):
@@ -116,7 +117,7 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
 
     def hidden_state_stats(self):
         """See `HiddenStatePruning.stats`."""
-        return self.hidden.stats(self.effective_kernels()[1])
+        return self.hidden.stats(self.effective_weights()[1])
 
     def get_config(self):
         return {**super().get_config(), **self.hidden.config()}
@@ -176,8 +177,8 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         cell = self.cell
-        kernel, recurrent_kernel = cell.effective_kernels()
-        z_x = cell.input_projection(sequences, kernel, training)
+        kernel, recurrent_kernel, bias = cell.effective_weights()
+        z_x = cell.input_projection(sequences, kernel, bias, training)
         counting = cell.hidden.counting
 
         def step(z_t, states):
@@ -250,6 +251,8 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
             **kwargs,
         )
         self._init_granularity(granularity)
+        if self.granularity == "unit":
+            self.MASKED = {"kernel": "unit_threshold", "recurrent_kernel": "unit_threshold"}
         if not isinstance(prune_weights, (bool, np.bool_)):
             raise ValueError(
                 "Expected prune_weights to be True (DST masks on both kernels) or False "
@@ -264,8 +267,59 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
             threshold.trainable = self.prune_weights
         self.hidden.build(self, ThresholdPenalty(self.alpha))
 
-    def effective_kernels(self):
-        return self.masked_kernel("kernel"), self.masked_kernel("recurrent_kernel")
+    def threshold_shape(self, kernel_shape):
+        """One threshold per gate column, or per hidden unit with `granularity="unit"`."""
+        return (self.units,) if self.granularity == "unit" else tuple(kernel_shape[-1:])
+
+    def unit_scores(self):
+        """Mean |w| of each hidden unit's group: its four gate columns in both kernels and its
+        row of the recurrent kernel (what computes the unit, and what reads it inside the layer).
+        """
+        kernel = ops.abs(ops.reshape(self.kernel, (-1, 4, self.units)))
+        recurrent = ops.abs(ops.reshape(self.recurrent_kernel, (self.units, 4, self.units)))
+        total = (
+            ops.sum(kernel, axis=(0, 1))
+            + ops.sum(recurrent, axis=(0, 1))
+            + ops.sum(recurrent, axis=(1, 2))
+        )
+        return total / (4 * kernel.shape[0] + 8 * self.units)
+
+    def unit_mask(self):
+        """0/1 per hidden unit (`granularity="unit"`), through the long-tailed estimator."""
+        scores = self.unit_scores()
+        return binary_step(scores - ops.cast(self.unit_threshold, scores.dtype))
+
+    def mask(self, kernel_name="kernel", kernel=None):
+        if self.granularity != "unit":
+            return super().mask(kernel_name, kernel)
+        unit = self.unit_mask()
+        columns = ops.tile(unit, (4,))[None, :]
+        if kernel_name == "kernel":
+            return ops.broadcast_to(columns, self.kernel.shape)
+        return columns * unit[:, None]
+
+    def effective_weights(self):
+        """The masked kernels; with `granularity="unit"` a masked unit's biases are masked too,
+        so its gates read nothing, `c` stays 0 and `h = o * tanh(0) = 0`: the unit is dead
+        (from a zero initial state) and `compact` removes it exactly."""
+        kernel = self.masked_kernel("kernel")
+        recurrent = self.masked_kernel("recurrent_kernel")
+        bias = self.bias
+        if self.granularity == "unit" and bias is not None:
+            bias = bias * ops.tile(self.unit_mask(), (4,))
+        return kernel, recurrent, bias
+
+    def effective(self, name):
+        if name == "bias":
+            return self.effective_weights()[2]
+        return super().effective(name)
+
+    def target_counts(self):
+        """Hidden units with `granularity="unit"` (a target of 0.75 removes 75% of them)."""
+        if self.granularity != "unit":
+            return super().target_counts()
+        kept = float(ops.convert_to_numpy(ops.sum(self.unit_mask())))
+        return self.units, self.units - kept
 
     def pruning_logs(self):
         """Weight sparsity, plus hidden-state figures since the previous call (which resets them).
@@ -274,11 +328,15 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
         """
         stats = self.hidden_state_stats()
         self.reset_hidden_state_stats()
-        return {
+        logs = {
             f"sparsity/{self.name}": self.sparsity(),
             f"hidden_sparsity/{self.name}": stats["hidden_sparsity"],
             f"recurrent_macs_skipped/{self.name}": stats["recurrent_macs_skipped"],
         }
+        if self.granularity == "unit":
+            size, pruned = self.target_counts()
+            logs[f"units_kept/{self.name}"] = int(round(size - pruned))
+        return logs
 
     def get_config(self):
         config = {**super().get_config(), **self.masking_config()}
@@ -290,7 +348,7 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
     """A `keras.layers.LSTM` for Dynamic Sparse Training and hidden-state pruning.
 
     Both kernels are masked by `step(|W| - t)` with one trainable threshold per gate column
-    (4*units each); thresholds start at 0, so a fresh layer computes exactly what the stock
+    (4*units each), or per hidden unit with `granularity="unit"`; thresholds start at 0, so a fresh layer computes exactly what the stock
     LSTM does. `tfprune.DynamicPrune` sets alpha and logs `sparsity/<name>`,
     `hidden_sparsity/<name>` and `recurrent_macs_skipped/<name>`; the reset rule is skipped, as
     in the paper. Every `keras.layers.LSTM` argument is supported (return_sequences,
@@ -300,8 +358,10 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
 
     Args:
         units: positive integer, dimensionality of the output space.
-        granularity: `"weight"` (default, the paper), `"unit"` (whole gate columns) or a block
-            `(1, n)` along the input rows.
+        granularity: `"weight"` (default, the paper), `"unit"` (whole hidden units: one
+            threshold per unit over its four gate columns in both kernels, its gate biases and
+            its row of the recurrent kernel; a masked unit is dead and `tfprune.compact` removes
+            it with the consumer's rows) or a block `(1, n)` along the input rows.
         prune_weights: False keeps the weight thresholds at 0 and untrained (hidden-state
             pruning only).
         hidden_state: `"off"` (default), `"fixed"` (threshold set by hand or by
