@@ -4,7 +4,8 @@
 
 Numbers are printed as recorded (the last ok record of each row). Latency comes from the
 `tflite latency` row, which times every file side by side in one process; files it has not
-timed yet show their export row's own measurement, marked with *.
+timed yet show their export row's own measurement, marked with * (and their speed-up is
+against the dense file's own export measurement).
 """
 
 import argparse
@@ -29,7 +30,8 @@ def render(records):
             return side_by_side[label], "", export
         return export["latency_us"], "*", export
 
-    reference, _, _ = timing("dense-128x128")
+    reference, _, dense_export = timing("dense-128x128")
+    alone = dense_export["latency_us"] if dense_export else None
     lines = [
         "| model | widths | params | test accuracy | vs dense | TFLite file | physical limit | latency (us) | speed-up |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -48,7 +50,8 @@ def render(records):
         us, mark, export = timing(name)
         size = f"{export['size_bytes'] / 1024:.1f} KiB" if export else "-"
         limit = f"{export['limit_bytes'] / 1024:.1f} KiB" if export else "-"
-        speed = f"{reference / us:.2f}x" if us and reference else "-"
+        base = alone if mark else reference  # a file timed alone is compared with dense timed alone
+        speed = f"{base / us:.2f}x" if us and base else "-"
         latency = f"{us:.0f}{mark}" if us else "-"
         delta = 100 * (record["test_accuracy"] - dense["test_accuracy"])
         lines.append(
