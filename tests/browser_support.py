@@ -188,7 +188,7 @@ class LabPage:
                   detail=lambda: f"status bar: {self._kernel_status()!r}")
         self._collapse_left_sidebar()
 
-    def run_all(self, timeout=300, start_within=60):
+    def run_all(self, timeout=900, start_within=60):
         """*Run > Run All Cells* from the menu bar; returns once every code cell has run and the
         kernel is idle (the seconds it took). Fails early if no cell starts."""
         start = time.monotonic()
