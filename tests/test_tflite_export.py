@@ -135,7 +135,7 @@ def test_latency_times_the_file_beside_its_dense_encoding(tmp_path, monkeypatch)
     report = tflite_export.export(zero_kernels(mlp([20, 32, 4]), 0.9), path, latency_runs=7)
     ((models, inputs, options),) = calls
     assert models[0] == path.read_bytes() and len(models[1]) == report.dense_size_bytes
-    assert [x.shape for x in inputs] == [(1, 20)] and options["runs"] == 7
+    assert [x.shape for x in inputs.values()] == [(1, 20)] and options["runs"] == 7
     assert (report.latency_ms, report.dense_latency_ms) == (0.1, 0.3)
 
 
