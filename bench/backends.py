@@ -106,7 +106,7 @@ def dst_row(head):
     from bench.figures import remaining_weights
 
     arrays, data_name = _arrays(head)
-    model = tfprune.prunable(_initialised_model(keras, head, arrays))
+    model = tfprune.prunable(initialised_model(keras, head, arrays))
     common.compile_model(keras, model, head["lr"], head["momentum"], _jit(head))
     result = common.fit_and_evaluate(
         keras, model, arrays, head["epochs"], head["batch_size"],
@@ -126,7 +126,7 @@ def step_time_row(head):
     x, y = arrays["x_train"], arrays["y_train"]
     models = {}
     for kind in ("dense", "dst"):
-        model = _initialised_model(keras, head, arrays)
+        model = initialised_model(keras, head, arrays)
         model = tfprune.prunable(model) if kind == "dst" else model
         common.compile_model(keras, model, head["lr"], head["momentum"], _jit(head))
         callbacks = [tfprune.DynamicPrune(alpha=head["alpha"])] if kind == "dst" else []
@@ -170,7 +170,7 @@ def _arrays(head):
     return pad_to(arrays, MODELS[head["model"]].min_side), data.name
 
 
-def _initialised_model(keras, head, arrays):
+def initialised_model(keras, head, arrays):
     """The stock model with Glorot-uniform kernels drawn by numpy: the same on every backend."""
     from bench.models import MODELS
 

@@ -7,7 +7,7 @@
 """
 
 from tfprune import kinds  # noqa: F401  fills the registry with every built-in layer kind
-from tfprune import layers, lstm, registry, surgery
+from tfprune import distributed, layers, lstm, registry, surgery
 from tfprune.callbacks import DynamicPrune
 from tfprune.compact import compact
 from tfprune.convert import left_dense, prunable, strip
@@ -16,6 +16,7 @@ from tfprune.report import sparsity_report
 __all__ = [
     "DynamicPrune",
     "compact",
+    "distributed",
     "layers",
     "left_dense",
     "lstm",

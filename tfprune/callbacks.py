@@ -6,6 +6,7 @@ import numbers
 import keras
 from keras import ops
 
+from tfprune import distributed
 from tfprune.controller import SparsityController, check_target
 from tfprune.guards import check_finite, thresholds_finite
 from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
@@ -24,6 +25,9 @@ class DynamicPrune(keras.callbacks.Callback):
     threshold or a masked weight becomes NaN or inf. What the callback carries across batches
     (alpha, the controller's integral term, the reset counts) lives in the layers' weights, so
     `BackupAndRestore` or a `ModelCheckpoint` resumes a run exactly.
+
+    Under `keras.distribution.DataParallel` on JAX (several processes or devices) that state is
+    replicated, so every process takes the same decisions (`tfprune.distributed`).
 
     Args:
         alpha: the regularisation strength: a float >= 0 (default 5e-4, the paper's MNIST value),
@@ -47,6 +51,8 @@ class DynamicPrune(keras.callbacks.Callback):
             epoch) training data that gave no batch.
         TypeError: alpha or a target of the wrong type.
         FloatingPointError: (while training) a non-finite loss, threshold or weight.
+        RuntimeError: (at train begin) a distributed setting that cannot keep DST's state the
+            same in every process.
 
     >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(alpha=5e-4)])
     >>> model.fit(x, y, epochs=20, callbacks=[tfprune.DynamicPrune(target_sparsity=0.9)])
@@ -119,6 +125,7 @@ class DynamicPrune(keras.callbacks.Callback):
                 "model with `model = tfprune.prunable(model)` (then compile it) or build it from "
                 "tfprune.layers."
             )
+        distributed.check_setting(self.model)
         self._epoch = 0
         self._batches = 0
         self._resettable = [layer for layer in self._layers if layer.RESETS]
