@@ -5,8 +5,10 @@ kernels inherit) serves a temporary copy of notebooks/ (plus the benchmark file 
 read), so nothing the browser does touches the repository. For each notebook the test opens it,
 runs *Run > Run All Cells*, checks that no cell raised and the exercise's check passed, then moves
 one control (a slider's readout, a dropdown, a button) and asserts that the figure and the number
-that control governs change as they should. A screenshot of each notebook, scrolled to that control,
-is written to `test-artifacts/notebooks/NN.png` (next to the JUnit report `.ci/run` writes; set
+that control governs change as they should. The notebook JupyterLab then saves must show its key
+result (`notebook_results.check_executed`): this run is the suite's only execution of the
+notebooks. A screenshot of each notebook, scrolled to that control, is written to
+`test-artifacts/notebooks/NN.png` (next to the JUnit report `.ci/run` writes; set
 TFPRUNE_TEST_ARTIFACTS to put them elsewhere).
 
 Needs Debian's `chromium` and `chromium-driver` and the `test` extra (selenium, jupyterlab). If they
@@ -21,10 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import browser_support
 from browser_support import JupyterLab, LabPage
+from notebook_results import check_executed
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -170,6 +174,8 @@ def test_notebook_in_jupyterlab(page, lab, path):
         new = _last(interaction.pattern, after[2], "the widget output after the change")
         interaction.check(old, new)
         page.save()  # nothing unsaved: leaving the page asks no question
+        saved = nbformat.read(lab.root / "notebooks" / path.name, as_version=4)
+        check_executed(saved, path.name)  # the key result, from what the cells printed
         print(f"{path.name}: ran in {ran:.1f} s, {interaction.control!r}: {old} -> {new}, "
               f"{time.monotonic() - start:.1f} s in all; screenshot {screenshot}")
     except BaseException:
