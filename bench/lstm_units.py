@@ -63,28 +63,44 @@ def row_dense(ctx, widths):
     return _finish(ctx, model, _dense_name(widths), result)
 
 
-def row_units(ctx, target):
-    """Hidden-unit DST to `target` (share of hidden units removed), then `compact`."""
+def row_units(ctx, target, finetune=0):
+    """Hidden-unit DST to `target` (share of hidden units removed), then `compact`; with
+    `finetune`, DST takes the first epochs - finetune epochs and the compacted LSTM (its units
+    chosen, nothing masked) trains the rest with a fresh Adam: same epochs as every row."""
     import numpy as np
     import tfprune
 
     model = tfprune.prunable(build(ctx.seed), layers=["lstm1", "lstm2"], granularity="unit")
     compile_adam(model, ctx.settings["lr"])
     callback = tfprune.DynamicPrune(alpha=ALPHA, target_sparsity=target)
-    result = train(model, ctx.arrays, ctx.settings["batch_size"], ctx.settings["epochs"], [callback])
+    epochs = ctx.settings["epochs"]
+    result = train(model, ctx.arrays, ctx.settings["batch_size"], epochs - finetune, [callback])
     small, report = tfprune.compact(model)
     x = ctx.arrays["x_test"][:500]
     drift = float(np.abs(small.predict(x, verbose=0) - model.predict(x, verbose=0)).max())
     compile_adam(small, ctx.settings["lr"])
+    extra = {}
+    if finetune:
+        tuned = train(small, ctx.arrays, ctx.settings["batch_size"], finetune)
+        extra = {"finetune_epoch_time": tuned["epoch_time"]}
     _, accuracy = small.evaluate(ctx.arrays["x_test"], ctx.arrays["y_test"], batch_size=1000, verbose=0)
     units = {row.name: row.units_after for row in report.layers if row.name.startswith("lstm")}
     return {
-        **_finish(ctx, small, f"units-{target:g}", result),
+        **_finish(ctx, small, units_name(target, finetune), result),
         "masked_test_accuracy": result["test_accuracy"],
         "test_accuracy": float(accuracy),
         "units_kept": units,
         "compact_max_abs_drift": drift,
+        **extra,
     }
+
+
+def units_name(target, finetune):
+    return f"units-{target:g}" + (f"-ft{finetune}" if finetune else "")
+
+
+def units_label(target, finetune):
+    return f"unit dst target={target:g}" + (f" finetune={finetune}" if finetune else "")
 
 
 def row_weights(ctx):
@@ -111,7 +127,7 @@ def _dense_name(widths):
     return "dense-" + "x".join(map(str, widths))
 
 
-def plan(ctx, targets, only=None):
+def plan(ctx, targets, only=None, finetune=0):
     """Rows in run order, of the parts in `only` (all by default): `dense` (the 128-unit
     reference), `units` (hidden-unit DST and the matched dense rows, whose widths come from
     the unit row's record), `weights`, `latency`. Each training row brings its exports."""
@@ -135,15 +151,16 @@ def plan(ctx, targets, only=None):
         yield row("dense 128x128", "dense", {"widths": [128, 128]}, lambda: row_dense(ctx, (128, 128)), "dense-128x128")
         yield from exports("dense-128x128")
     for target in targets if "units" in only else ():
-        name = f"units-{target:g}"
-        yield row(f"unit dst target={target:g}", "units", {"target": target}, lambda t=target: row_units(ctx, t), name)
+        name, label = units_name(target, finetune), units_label(target, finetune)
+        params = {"target": target, **({"finetune": finetune} if finetune else {})}
+        yield row(label, "units", params, lambda t=target: row_units(ctx, t, finetune), name)
         yield from exports(name)
-        (unit,) = [r for r in ctx.finished() if r["run"] == f"unit dst target={target:g}"] or [None]
+        (unit,) = [r for r in ctx.finished() if r["run"] == label] or [None]
         if unit is None:
             continue  # its row failed: no widths to match
         widths = tuple(unit["widths"])
-        yield row(f"dense {widths[0]}x{widths[1]} (from scratch, matches target={target:g})", "dense",
-                  {"widths": list(widths), "matched": f"unit dst target={target:g}"},
+        yield row(f"dense {widths[0]}x{widths[1]} (from scratch, matches {label.removeprefix('unit dst ')})", "dense",
+                  {"widths": list(widths), "matched": label},
                   lambda w=widths: row_dense(ctx, w), _dense_name(widths))  # fmt: skip
         yield from exports(_dense_name(widths))
     if "weights" in only:
@@ -163,6 +180,8 @@ def parse_args(argv):
     parser.add_argument("--targets", default="0.75,0.5,0.875", help="shares of hidden units to remove, comma-separated")
     parser.add_argument("--only", help=f"comma-separated parts to run: {', '.join(PARTS)} (default all); "
                         "two processes with disjoint parts can share one --out")
+    parser.add_argument("--finetune", type=int, default=0,
+                        help="last epochs of each unit row spent fine-tuning the compacted LSTM (default 0)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -198,7 +217,7 @@ def main(argv=None):
     print(f"bench.lstm_units: {dataset}, {args.epochs} epochs, targets {args.targets} -> {args.out}", flush=True)
     total = 4 + 4 * len(args.targets) + 3
     with tqdm(total=total, unit="row", desc="bench.lstm_units") as bar:
-        failures = run_rows(plan(ctx, args.targets, args.only), ctx.store, bar, summary=lstm_suite.summary)
+        failures = run_rows(plan(ctx, args.targets, args.only, args.finetune), ctx.store, bar, summary=lstm_suite.summary)
     print(f"bench.lstm_units: results in {args.out}" + (f"; {failures} row(s) FAILED" if failures else ""))
     return 1 if failures else 0
 

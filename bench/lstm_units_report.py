@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from bench.records import latest, read_records
+from bench.lstm_units import units_label, units_name
 
 
 def render(records):
@@ -39,10 +40,11 @@ def render(records):
     order = [("dense 128x128", "dense-128x128")]
     for label, record in rows.items():
         if record["method"] == "units":
-            target = record["params"]["target"]
+            target, finetune = record["params"]["target"], record["params"].get("finetune", 0)
             widths = "x".join(map(str, record["widths"]))
-            order.append((label, f"units-{target:g}"))
-            order.append((f"dense {widths} (from scratch, matches target={target:g})", f"dense-{widths}"))
+            order.append((label, units_name(target, finetune)))
+            matched = units_label(target, finetune).removeprefix("unit dst ")
+            order.append((f"dense {widths} (from scratch, matches {matched})", f"dense-{widths}"))
     for label, name in order:
         record = rows.get(label)
         if record is None:
