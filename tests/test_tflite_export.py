@@ -147,7 +147,8 @@ def test_lstm_exports_with_static_batch(tmp_path):
     report = tflite_export.export(model, tmp_path / "lstm.tflite", latency_runs=5)
     assert report.batch_size == 1
     assert report.parity.passed and report.parity.samples == samples.DEFAULT_SAMPLES
-    assert {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(report.operators)
+    looped = bool({"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(report.operators))
+    assert looped == (report.recurrent_form == "loop"), (report.recurrent_form, report.operators)
 
 
 def test_sparse_quantized_hidden_state_lstm_exports_on_builtin_kernels(tmp_path):

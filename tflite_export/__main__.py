@@ -63,6 +63,10 @@ def build_parser():
     parser.add_argument("--no-sparse", action="store_true", help="store weights densely")
     parser.add_argument("--no-compact", action="store_true", help="keep dead units")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed invocations")
+    parser.add_argument(
+        "--recurrent", choices=("auto", "loop", "unrolled"), default="auto",
+        help="recurrent layers as a WHILE loop, unrolled, or auto: both timed, the faster kept",
+    )  # fmt: skip
     return parser
 
 
@@ -102,6 +106,7 @@ def run(args):
             batch_size=args.batch_size,
             compact=not args.no_compact,
             latency_runs=args.latency_runs,
+            recurrent=args.recurrent,
         )
         if args.report:
             text = json.dumps(report.to_dict(), indent=2, default=_json_value)

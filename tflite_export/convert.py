@@ -28,7 +28,7 @@ def has_rnn(model):
     )
 
 
-def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
+def to_tflite(model, *, sparse, quantize, batch_size, calibration=None, input_names=None):
     """Converts a Keras model to .tflite bytes.
 
     Args:
@@ -38,6 +38,8 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
             (integer kernels throughout; inputs and outputs stay float).
         batch_size: static batch size, or None for a dynamic batch.
         calibration: for `"int8"`, a list of arrays (one per model input) to calibrate on.
+        input_names: the file's input names (default: the model's input tensors' names), so a
+            rebuilt copy of a model (`unroll.unrolled`) keeps the original's signature.
 
     Returns:
         The flatbuffer as bytes.
@@ -52,7 +54,7 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None):
             archive.add_endpoint(
                 "serve",
                 functools.partial(model.__call__, training=False),
-                input_signature=_input_signature(model, batch_size),
+                input_signature=_input_signature(model, batch_size, input_names),
             )
             archive.write_out(saved_model_dir, verbose=False)
             converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
@@ -83,10 +85,11 @@ def require_integer_kernels(info, path):
         raise ConversionError(int8_fallback(float_weights, path))
 
 
-def _input_signature(model, batch_size):
+def _input_signature(model, batch_size, names=None):
+    names = names or [tensor.name for tensor in model.inputs]
     specs = [
-        tf.TensorSpec((batch_size, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
-        for tensor in model.inputs
+        tf.TensorSpec((batch_size, *tensor.shape[1:]), tensor.dtype, name=name)
+        for tensor, name in zip(model.inputs, names)
     ]
     return specs if len(specs) == 1 else [specs]
 

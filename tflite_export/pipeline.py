@@ -12,7 +12,7 @@ import warnings
 import tfprune
 from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
 from tflite_export.backend import check_backend
-from tflite_export.convert import BYTES_PER_VALUE, require_integer_kernels, to_tflite
+from tflite_export.convert import BYTES_PER_VALUE, has_rnn, require_integer_kernels, to_tflite
 from tflite_export.encoding import densify_misaligned_blocks
 from tflite_export.errors import ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
@@ -22,6 +22,7 @@ from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
 from tflite_export.timing import median_latency_us
+from tflite_export.unroll import check_form, unrolled
 from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
 from tfprune.counts import stored_params
 from tfprune.layers import hidden_statistics_off, masked_layers
@@ -42,6 +43,7 @@ def export(
     verify_data=None,
     compact=True,
     latency_runs=50,
+    recurrent="auto",
 ):
     """Strips, compacts, converts, verifies and writes `model` as a .tflite file.
 
@@ -67,6 +69,10 @@ def export(
         compact: remove dead units with `tfprune.compact` before conversion.
         latency_runs: timed `invoke()` calls a round; the file and its dense encoding are
             timed in `LATENCY_ROUNDS` alternating rounds (`median_latency_us`).
+        recurrent: how recurrent layers are converted: `"loop"` (a WHILE loop), `"unrolled"`
+            (plain operators per time step; needs a fixed number of steps) or `"auto"`: both
+            when the steps are fixed, timed side by side, and the faster one written
+            (`tflite_export.unroll`; small LSTMs run faster unrolled, large ones looped).
 
     Returns:
         An `ExportReport`; `print(report)` shows a table, `report.to_dict()` is JSON-ready.
@@ -74,7 +80,8 @@ def export(
     Raises:
         TypeError: `model` is not a Keras model, or an argument has the wrong type.
         ValueError: an invalid argument, `"int8"` without `representative_data`, a NaN or inf
-            weight (the layer and weight are named) or data value (the argument and sample).
+            weight (the layer and weight are named) or data value (the argument and sample),
+            `recurrent="unrolled"` for a recurrent layer without fixed time steps.
         OSError: `path` cannot be written (checked before any conversion);
             `BlockingIOError` if another export is writing `path`.
         ConversionError: the converter rejected a layer (the message names it and the fix), or
@@ -96,15 +103,22 @@ def export(
         compact=compact,
         latency_runs=latency_runs,
     )
+    check_form(recurrent)
     path = check_writable(path)
     check_finite_weights(model)
     batch_size = export_batch_size(model, batch_size)
     calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
     with exclusive(path):
         prepared, compaction = _prepare(model, compact)
-        content, dense_content, reencoded = _convert(
-            prepared, sparse, quantize, batch_size, calibration
-        )
+        names = [t.name for t in prepared.inputs]
+        forms = {
+            form: _convert(converted, sparse, quantize, batch_size, calibration, names)
+            for form, converted in _forms(prepared, recurrent).items()
+        }
+        latency_batch = batch_size or 1
+        named = {t.name: x[:latency_batch] for t, x in zip(prepared.inputs, samples)}
+        form, form_latency_ms, dense_latency_ms = _time(forms, named, latency_runs)
+        content, dense_content, reencoded = forms[form]
         info = read_flatbuffer(content)
         if quantize == "int8":
             require_integer_kernels(info, path)
@@ -112,9 +126,6 @@ def export(
             model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
             path=path,
         )  # fmt: skip
-        latency_batch = batch_size or 1
-        named = {t.name: x[:latency_batch] for t, x in zip(prepared.inputs, samples)}
-        latency_ms, dense_latency_ms = _time(content, dense_content, named, latency_runs)
         report = ExportReport(
             path=path,
             size_bytes=len(content),
@@ -127,8 +138,10 @@ def export(
             tensors=info.tensors,
             layers=layer_kernels(info.tensors, prepared, sparse),
             parity=result,
-            latency_ms=latency_ms,
+            latency_ms=form_latency_ms[form],
             dense_latency_ms=dense_latency_ms,
+            recurrent_form=form if has_rnn(prepared) else None,
+            form_latency_ms=form_latency_ms if len(forms) > 1 else {},
             latency_batch=latency_batch,
             runtime_note=runtime_note,
             compaction=compaction,
@@ -148,10 +161,12 @@ def _prepare(model, compact):
     return (tfprune.strip(model) if masked_layers(model) else model), None
 
 
-def _convert(prepared, sparse, quantize, batch_size, calibration):
+def _convert(prepared, sparse, quantize, batch_size, calibration, input_names):
     """The file's bytes, the same model without sparse encoding (the size baseline), and the
     tensors whose sparse encoding TFLite would get wrong, stored dense instead."""
-    settings = dict(quantize=quantize, batch_size=batch_size, calibration=calibration)
+    settings = dict(
+        quantize=quantize, batch_size=batch_size, calibration=calibration, input_names=input_names
+    )
     if not sparse:
         content = to_tflite(prepared, sparse=False, **settings)
         return content, content, []
@@ -179,11 +194,31 @@ def _verify(model, prepared, content, info, samples, *, batch_size, quantize, pa
     return result, runtime_note
 
 
-def _time(content, dense_content, inputs, runs):
-    """Milliseconds of the file and of its dense encoding, timed side by side."""
-    contents = [content] if dense_content is content else [content, dense_content]
+def _forms(prepared, recurrent):
+    """`{form: Keras model}` to convert: the model as it is ("loop"), unrolled, or both."""
+    if not has_rnn(prepared) or recurrent == "loop":
+        return {"loop": prepared}
+    if recurrent == "unrolled":
+        return {"unrolled": unrolled(prepared)}
+    try:
+        return {"loop": prepared, "unrolled": unrolled(prepared)}
+    except ValueError:  # time steps not fixed: only the loop converts
+        return {"loop": prepared}
+
+
+def _time(forms, inputs, runs):
+    """Timed side by side: every form's file and the dense encoding of each. Returns the
+    fastest form, `{form: ms}`, and the ms of the fastest form's dense encoding."""
+    contents, where = [], {}
+    for form, (content, dense_content, _) in forms.items():
+        for key, blob in ((form, content), (f"{form} dense", dense_content)):
+            if not any(blob is c for c in contents):
+                contents.append(blob)
+            where[key] = next(i for i, c in enumerate(contents) if c is blob)
     best_us, _ = median_latency_us(contents, inputs, rounds=LATENCY_ROUNDS, runs=runs)
-    return best_us[0] / 1000, best_us[-1] / 1000
+    ms = {form: best_us[where[form]] / 1000 for form in forms}
+    fastest = min(ms, key=ms.get)
+    return fastest, ms, best_us[where[f"{fastest} dense"]] / 1000
 
 
 def _weight_figures(prepared, quantize):

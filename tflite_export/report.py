@@ -43,6 +43,10 @@ class ExportReport:
         compaction: `tfprune.compact`'s report as a dict, or None if compaction was off.
         reencoded: tensors stored dense instead of the converter's encoding, each with its
             shape, the block it had and why (`tflite_export.encoding`).
+        recurrent_form: for a model with recurrent layers, how the file holds them: `"loop"`
+            (a WHILE loop) or `"unrolled"` (`tflite_export.unroll`); None otherwise.
+        form_latency_ms: `{form: ms}` of each form converted and timed side by side when both
+            were (`recurrent="auto"`); the file is the faster.
         hidden_state: per hidden-state-pruned LSTM, the share of chunks zeroed and of recurrent
             multiply-adds that could be skipped on the verification data, and that the file's
             stock kernels do not skip them (`tflite_export.recurrent`).
@@ -70,6 +74,8 @@ class ExportReport:
     compaction: dict | None = None
     reencoded: list = dataclasses.field(default_factory=list)
     hidden_state: dict = dataclasses.field(default_factory=dict)
+    recurrent_form: str | None = None
+    form_latency_ms: dict = dataclasses.field(default_factory=dict)
 
     @property
     def compression(self):
@@ -112,6 +118,9 @@ class ExportReport:
             f"  latency      {1000 * self.latency_ms:.1f} µs median at batch {self.latency_batch} "
             f"(dense export {1000 * self.dense_latency_ms:.1f} µs)",
         ]
+        if self.recurrent_form:
+            timed = ", ".join(f"{f} {1000 * ms:.1f} µs" for f, ms in self.form_latency_ms.items())
+            lines.append(f"  recurrent    {self.recurrent_form}" + (f" (the faster: {timed})" if timed else ""))
         if self.runtime_note:
             lines.append(f"  runtime      {self.runtime_note}")
         if self.compaction:

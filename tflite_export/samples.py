@@ -61,10 +61,17 @@ def sample_inputs(model, data, batch_size, what="verify_data"):
 
     Raises:
         TypeError, ValueError: see `check_data`; or the data holds fewer samples than one
-            static batch.
+            static batch; or no data for an input with a dimension that is not fixed.
     """
     step = batch_size or 1
     if data is None:
+        for t in model.inputs:
+            if None in t.shape[1:]:
+                raise ValueError(
+                    f"Input '{t.name}' of shape {tuple(t.shape)} has a dimension that is not "
+                    f"fixed, so no test samples can be made up for it. Pass {what}= (or "
+                    "verify_data=) with real inputs."
+                )
         rng = np.random.default_rng(0)
         count = -(-DEFAULT_SAMPLES // step) * step
         return [

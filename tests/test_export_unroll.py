@@ -1,0 +1,82 @@
+"""Recurrent layers exported as a loop or unrolled: both compute the model, auto keeps the faster."""
+
+import numpy as np
+import pytest
+
+import keras
+import tflite_export
+from tflite_export import pipeline
+
+
+def _stacked(steps=6):
+    return keras.Sequential(
+        [
+            keras.Input((steps, 5)),
+            keras.layers.LSTM(8, return_sequences=True),
+            keras.layers.Bidirectional(keras.layers.LSTM(4)),
+            keras.layers.Dense(3),
+        ]
+    )
+
+
+def _x(steps=6):
+    return np.random.default_rng(1).normal(size=(8, steps, 5)).astype("float32")
+
+
+@pytest.mark.parametrize("form", ["loop", "unrolled"])
+def test_each_form_passes_parity_and_is_what_the_file_holds(tmp_path, form):
+    report = tflite_export.export(_stacked(), tmp_path / "m.tflite", verify_data=_x(), recurrent=form)
+    assert report.parity.passed and report.recurrent_form == form and report.form_latency_ms == {}
+    assert ("WHILE" in report.operators) == (form == "loop"), report.operators
+    assert f"recurrent    {form}" in str(report)
+
+
+@pytest.mark.parametrize("faster", ["loop", "unrolled"])
+def test_auto_times_both_forms_and_writes_the_faster(tmp_path, monkeypatch, faster):
+    calls = []
+
+    def timer(models, inputs, **options):
+        calls.append(len(models))
+        # files in order: loop, its dense encoding, unrolled, its dense encoding
+        us = {"loop": [100.0, 150.0, 300.0, 350.0], "unrolled": [300.0, 350.0, 100.0, 200.0]}[faster]
+        return us[: len(models)], [us[: len(models)]]
+
+    monkeypatch.setattr(pipeline, "median_latency_us", timer)
+    path = tmp_path / "m.tflite"
+    report = tflite_export.export(_stacked(), path, verify_data=_x())
+    assert calls == [4] and report.recurrent_form == faster
+    assert report.form_latency_ms == ({"loop": 0.1, "unrolled": 0.3} if faster == "loop" else {"loop": 0.3, "unrolled": 0.1})
+    assert report.latency_ms == 0.1 and report.dense_latency_ms == (0.15 if faster == "loop" else 0.2)
+    assert ("WHILE" in report.operators) == (faster == "loop") and report.parity.passed
+    assert report.sha256 and path.read_bytes() and "(the faster: loop" in str(report)
+
+
+def test_auto_converts_only_the_loop_when_steps_are_not_fixed(tmp_path):
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    report = tflite_export.export(model, tmp_path / "m.tflite", verify_data=_x())
+    assert report.recurrent_form == "loop" and report.form_latency_ms == {} and report.parity.passed
+
+
+def test_unrolled_without_fixed_steps_is_refused_and_writes_nothing(tmp_path):
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    path = tmp_path / "m.tflite"
+    with pytest.raises(ValueError, match="no fixed number of time steps.*recurrent='loop'"):
+        tflite_export.export(model, path, verify_data=_x(), recurrent="unrolled")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_made_up_samples_need_fixed_shapes(tmp_path):
+    model = keras.Sequential([keras.Input((None, 5)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="not fixed.*verify_data="):
+        tflite_export.export(model, tmp_path / "m.tflite")
+
+
+def test_a_model_without_recurrent_layers_has_no_form(tmp_path):
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    report = tflite_export.export(model, tmp_path / "m.tflite")
+    assert report.recurrent_form is None and report.form_latency_ms == {} and "recurrent " not in str(report)
+
+
+def test_bad_form_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="recurrent='auto'"):
+        tflite_export.export(_stacked(), tmp_path / "m.tflite", recurrent="unroll")
