@@ -14,7 +14,6 @@ the batch order is each backend's own shuffle. TensorFlow compiles with XLA wher
 Every finished row is appended to --out as one JSON line; rerunning skips recorded rows.
 """
 
-import argparse
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench import OUT_DIR
+from bench import OUT_DIR, common
 from bench.records import Store
 from bench.runner import Row, in_child, run_rows
 
@@ -32,10 +31,7 @@ KINDS = ("dst", "step time")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.backends", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.backends", __doc__)
     parser.add_argument("--models", default="lenet300,lenet5", help="comma-separated: lenet300, lenet5")
     parser.add_argument("--backends", default="tensorflow,jax", help="comma-separated: " + ", ".join(BACKENDS))
     parser.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, digits or auto")
@@ -102,7 +98,6 @@ def dst_row(head):
     """A DST training run: test accuracy, remaining weights (stripped model), epoch times."""
     keras = _keras(head["backend"])
     import tfprune
-    from bench import common
     from bench.figures import remaining_weights
 
     arrays, data_name = _arrays(head)
@@ -120,7 +115,6 @@ def step_time_row(head):
     """Median ms a training step of dense and of DST (with DynamicPrune), alternating rounds."""
     keras = _keras(head["backend"])
     import tfprune
-    from bench import common
 
     arrays, data_name = _arrays(head)
     x, y = arrays["x_train"], arrays["y_train"]

@@ -5,6 +5,7 @@ definition of the paper's training settings and the epoch clock. (Weights are co
 Keras 3 process only: `bench.figures`.)
 """
 
+import argparse
 import time
 
 import numpy as np
@@ -103,3 +104,12 @@ def timed_steps(keras, model, x, y, steps, batch_size, callbacks=()):
     model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False,
               callbacks=[*callbacks, clock])  # fmt: skip
     return clock.seconds
+
+
+def argument_parser(module, doc):
+    """The parser of a `python -m <module>` entry point: the docstring's first paragraph as the
+    description, the rest (its commands) as the epilog, line breaks kept."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}", description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip

@@ -20,15 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import OUT_DIR
+from bench import OUT_DIR, common
 from bench.records import Store
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.distributed", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.distributed", __doc__)
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -80,7 +77,6 @@ def worker(args):
     import keras
 
     import tfprune
-    from bench import common
     from bench.backends import initialised_model
     from tfprune import distributed
     from tfprune.data import load_dataset

@@ -15,23 +15,19 @@ can crash outright (int8 LSTMs). The suite is in `bench.lstm_suite`, its rows in
 `bench.lstm_train` and `bench.lstm_export`, the loop in `bench.runner`.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench import OUT_DIR, lstm_suite
+from bench import common, OUT_DIR, lstm_suite
 from bench.records import Store
 from bench.runner import run_rows
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.lstm", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.lstm", __doc__)
     parser.add_argument("--epochs", type=int, help="dense and DST epochs (default 10; 1 with --quick)")
     parser.add_argument("--finetune-epochs", type=int, help="after hidden-state pruning (default 1)")
     parser.add_argument("--targets", default="0.4,0.5,0.6,0.8", help="hidden-state sparsity targets, comma-separated")

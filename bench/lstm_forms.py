@@ -12,8 +12,6 @@ in one process, alternating rounds (`tflite_export.timing.median_latency_us`: 7 
 batch-1 invocations, one thread). One JSON line per run of this script.
 """
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,15 +19,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench import OUT_DIR
+from bench import common, OUT_DIR
 from bench.records import append_record
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.lstm_forms", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.lstm_forms", __doc__)
     parser.add_argument("--models", nargs="*", default=[], help="name=path.keras of trained models")
     parser.add_argument("--widths", nargs="*", default=[], help="also dense LSTM-a of these widths, e.g. 35x28")
     parser.add_argument("--dense", help="a trained dense LSTM-a .keras (default: built from the seed)")

@@ -13,14 +13,13 @@ also compact+sparse) with parity, and the last row times every exported file sid
 one process. Every finished row is appended to --out at once; rerunning skips recorded rows.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench import OUT_DIR, lstm_suite
+from bench import common, OUT_DIR, lstm_suite
 from bench.lstm_export import export_one, row_latency
 from bench.lstm_train import ALPHA, compile_adam, train
 from bench.records import Store
@@ -172,10 +171,7 @@ def plan(ctx, targets, only=None, finetune=0):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.lstm_units", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.lstm_units", __doc__)
     parser.add_argument("--epochs", type=int, help="epochs of every training row (default 20; 1 with --quick)")
     parser.add_argument("--targets", default="0.75,0.5,0.875", help="shares of hidden units to remove, comma-separated")
     parser.add_argument("--only", help=f"comma-separated parts to run: {', '.join(PARTS)} (default all); "

@@ -11,23 +11,19 @@ matched to DST: one tfmot run at each remaining ratio a DST run of the same seed
 the methods in `bench.methods`, the loop in `bench.runner`.
 """
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench import OUT_DIR, methods, suites
+from bench import common, OUT_DIR, methods, suites
 from bench.records import Store
 from bench.runner import run_rows
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.run", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
-    )  # fmt: skip
+    parser = common.argument_parser("bench.run", __doc__)
     parser.add_argument("--suite", default="lenet300", help=f"comma-separated: {', '.join(suites.SUITES)} or all")
     parser.add_argument("--dataset", default="auto", help="auto (Fashion-MNIST, else digits), fashion_mnist, digits")
     parser.add_argument("--epochs", type=int, help="default 20 (2 with --quick)")
