@@ -1,4 +1,5 @@
-"""Hidden-state (chunk) pruning as one component that LSTM cells hold: options, weights, op, stats.
+"""Hidden-state (chunk) pruning as one component that LSTM and GRU cells hold: options, weights,
+op, stats; and the cell and layer faces (`HiddenStateCell`, `HiddenStateLayer`) they share.
 
 `h_t` is split into chunks of `chunk` units; a chunk whose summed |h| is at or below the
 threshold is zeroed before it feeds `U h_t` and the output, so a sparse kernel can skip the
@@ -156,6 +157,69 @@ class HiddenStatePruning:
             "chunk": self.chunk,
             "hidden_threshold": self.initial_threshold,
             "hidden_state": self.mode,
+        }
+
+
+class HiddenStateCell:
+    """A recurrent cell holding a `HiddenStatePruning` as `self.hidden`: its arguments, build,
+    statistics and config keys. Put it before the Keras cell class; the cell gives
+    `effective_recurrent_kernel()` (the recurrent kernel it computes with)."""
+
+    HIDDEN_MODES = ("fixed",)
+
+    def __init__(self, units, chunk=4, hidden_threshold=0.0, hidden_state="fixed", **kwargs):
+        super().__init__(units, **kwargs)
+        self.hidden = HiddenStatePruning(hidden_state, chunk, hidden_threshold, self.HIDDEN_MODES)
+        self.hidden.bind(units)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.hidden.build(self)
+
+    @property
+    def chunk(self):
+        return self.hidden.chunk
+
+    @property
+    def hidden_state(self):
+        return self.hidden.mode
+
+    def reset_hidden_state_stats(self):
+        """Zeroes the counters (e.g. before measuring on calibration data)."""
+        self.hidden.reset()
+
+    def hidden_state_stats(self):
+        """See `HiddenStatePruning.stats`."""
+        return self.hidden.stats(self.effective_recurrent_kernel())
+
+    def get_config(self):
+        return {**super().get_config(), **self.hidden.config()}
+
+
+class HiddenStateLayer:
+    """The layer face of a `HiddenStateCell`: `chunk`, `hidden_state`, its statistics, and the
+    `chunk` and `hidden_threshold` arguments in the config. Put it before the Keras layer class."""
+
+    @property
+    def chunk(self):
+        return self.cell.chunk
+
+    @property
+    def hidden_state(self):
+        return self.cell.hidden_state
+
+    def hidden_state_stats(self):
+        """See `HiddenStatePruning.stats`."""
+        return self.cell.hidden_state_stats()
+
+    def reset_hidden_state_stats(self):
+        self.cell.reset_hidden_state_stats()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "chunk": self.cell.chunk,
+            "hidden_threshold": self.cell.hidden.initial_threshold,
         }
 
 

@@ -18,7 +18,7 @@ from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN run
 
 from tfprune.estimator import binary_step
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
-from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStatePruning
+from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStateCell, HiddenStateLayer
 
 _CELL_ARGS = frozenset(inspect.signature(keras.layers.LSTMCell.__init__).parameters) - {
     "self",
@@ -45,7 +45,7 @@ def _per_gate(x, kernel, masks):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
+class HiddenStatePrunedLSTMCell(HiddenStateCell, keras.layers.LSTMCell):
     """`keras.layers.LSTMCell` that zeroes the chunks of `h_t` at or below a fixed threshold.
 
     The counters behind `hidden_state_stats` are filled by the layer (`HiddenStatePrunedLSTM`),
@@ -61,25 +61,6 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
     Raises:
         ValueError: `chunk` does not divide `units`, or an unknown `hidden_state`.
     """
-
-    HIDDEN_MODES = ("fixed",)
-
-    def __init__(self, units, chunk=4, hidden_threshold=0.0, hidden_state="fixed", **kwargs):
-        super().__init__(units, **kwargs)
-        self.hidden = HiddenStatePruning(hidden_state, chunk, hidden_threshold, self.HIDDEN_MODES)
-        self.hidden.bind(units)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.hidden.build(self)
-
-    @property
-    def chunk(self):
-        return self.hidden.chunk
-
-    @property
-    def hidden_state(self):
-        return self.hidden.mode
 
     def effective_weights(self):
         """`(kernel, recurrent_kernel, bias)` as the cell computes with them."""
@@ -111,20 +92,12 @@ class HiddenStatePrunedLSTMCell(keras.layers.LSTMCell):
         z_x = self.input_projection(inputs, kernel, bias, training)
         return self.recurrent_step(z_x, states, recurrent_kernel, training)
 
-    def reset_hidden_state_stats(self):
-        """Zeroes the counters (e.g. before measuring on calibration data)."""
-        self.hidden.reset()
-
-    def hidden_state_stats(self):
-        """See `HiddenStatePruning.stats`."""
-        return self.hidden.stats(self.effective_weights()[1])
-
-    def get_config(self):
-        return {**super().get_config(), **self.hidden.config()}
+    def effective_recurrent_kernel(self):
+        return self.effective_weights()[1]
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedLSTM(keras.layers.LSTM):
+class HiddenStatePrunedLSTM(HiddenStateLayer, keras.layers.LSTM):
     """`keras.layers.LSTM` whose hidden state is pruned chunk-wise by a fixed threshold.
 
     Takes every argument of `keras.layers.LSTM` plus `chunk` and `hidden_threshold`;
@@ -201,27 +174,6 @@ class HiddenStatePrunedLSTM(keras.layers.LSTM):
             cell.hidden.record(outputs, mask)
         return last, outputs, states
 
-    @property
-    def chunk(self):
-        return self.cell.chunk
-
-    @property
-    def hidden_state(self):
-        return self.cell.hidden_state
-
-    def hidden_state_stats(self):
-        """See `HiddenStatePrunedLSTMCell.hidden_state_stats`."""
-        return self.cell.hidden_state_stats()
-
-    def reset_hidden_state_stats(self):
-        self.cell.reset_hidden_state_stats()
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "chunk": self.cell.chunk,
-            "hidden_threshold": self.cell.hidden.initial_threshold,
-        }
 
 
 @keras.saving.register_keras_serializable(package="tfprune")

@@ -13,7 +13,7 @@ from keras import ops, tree
 from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
-from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStatePruning
+from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStateCell, HiddenStateLayer
 
 
 def _cell_args(cell_class):
@@ -151,7 +151,7 @@ class MaskedSimpleRNN(_KernelsOnceRNN, keras.layers.SimpleRNN):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedGRUCell(keras.layers.GRUCell):
+class HiddenStatePrunedGRUCell(HiddenStateCell, keras.layers.GRUCell):
     """`keras.layers.GRUCell` that zeroes the chunks of `h_t` at or below a fixed threshold.
 
     The pruned `h_t` is both the output and the state the next step reads, so the zeroed chunks'
@@ -164,25 +164,6 @@ class HiddenStatePrunedGRUCell(keras.layers.GRUCell):
         hidden_state: `"fixed"`; `MaskedGRUCell` also accepts `"off"` and `"trained"`.
         **kwargs: the arguments of `keras.layers.GRUCell`.
     """
-
-    HIDDEN_MODES = ("fixed",)
-
-    def __init__(self, units, chunk=4, hidden_threshold=0.0, hidden_state="fixed", **kwargs):
-        super().__init__(units, **kwargs)
-        self.hidden = HiddenStatePruning(hidden_state, chunk, hidden_threshold, self.HIDDEN_MODES)
-        self.hidden.bind(units)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.hidden.build(self)
-
-    @property
-    def chunk(self):
-        return self.hidden.chunk
-
-    @property
-    def hidden_state(self):
-        return self.hidden.mode
 
     def effective_kernels(self):
         """`(kernel, recurrent_kernel)` as the cell computes with them."""
@@ -225,19 +206,12 @@ class HiddenStatePrunedGRUCell(keras.layers.GRUCell):
     def call(self, inputs, states, training=False):
         return self.step(inputs, states, *self.effective_kernels(), training=training)
 
-    def reset_hidden_state_stats(self):
-        self.hidden.reset()
-
-    def hidden_state_stats(self):
-        """See `HiddenStatePruning.stats`."""
-        return self.hidden.stats(self.effective_kernels()[1])
-
-    def get_config(self):
-        return {**super().get_config(), **self.hidden.config()}
+    def effective_recurrent_kernel(self):
+        return self.effective_kernels()[1]
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedGRU(_KernelsOnceRNN, keras.layers.GRU):
+class HiddenStatePrunedGRU(HiddenStateLayer, _KernelsOnceRNN, keras.layers.GRU):
     """`keras.layers.GRU` whose hidden state is pruned chunk-wise by a fixed threshold.
 
     Takes every argument of `keras.layers.GRU` plus `chunk` and `hidden_threshold`
@@ -254,26 +228,6 @@ class HiddenStatePrunedGRU(_KernelsOnceRNN, keras.layers.GRU):
         options = {"chunk": chunk, "hidden_threshold": hidden_threshold}
         self._init_layer(self.cell_class, units, options, kwargs)
 
-    @property
-    def chunk(self):
-        return self.cell.chunk
-
-    @property
-    def hidden_state(self):
-        return self.cell.hidden_state
-
-    def hidden_state_stats(self):
-        return self.cell.hidden_state_stats()
-
-    def reset_hidden_state_stats(self):
-        self.cell.reset_hidden_state_stats()
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "chunk": self.cell.chunk,
-            "hidden_threshold": self.cell.hidden.initial_threshold,
-        }
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
