@@ -133,7 +133,7 @@ def test_target_sparsity_counts_hidden_units_and_logs_them():
         callbacks=[tfprune.DynamicPrune(alpha=1e-3, target_sparsity=0.5, control_every=2)],
     )  # fmt: skip
     kept = history.history["units_kept/lstm"][-1]
-    assert 5 <= kept <= 11, history.history["units_kept/lstm"]
+    assert 5 <= kept <= 9, history.history["units_kept/lstm"]  # 8 of 16 units; counting weights gives 11
     small, _ = tfprune.compact(model)
     assert small.get_layer("lstm").units == kept
 
