@@ -2,9 +2,10 @@
 
 A Keras RNN converts to a WHILE loop whose per-step dispatch costs about the same at any width,
 so a small (compacted) LSTM's file is mostly loop; unrolled over its static time steps the same
-layer is plain operators. Neither form wins at every width (LSTM-a at batch 1, measured here:
-128x128 units 373 µs looped against 990 µs unrolled; 35x28 units 185 µs looped against 104 µs
-unrolled), so the export converts both and times them side by side.
+layer is plain operators. Neither form wins at every width (LSTM-a at batch 1,
+`python -m bench.lstm_forms`: 128x128 units 464-485 µs looped against 1078-1108 µs unrolled;
+33x29 units 211-229 µs looped against 186-194 µs unrolled), so the export converts both and
+times them side by side.
 """
 
 import keras
