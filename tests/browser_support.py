@@ -274,14 +274,16 @@ class LabPage:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
         button.click()
 
-    def wait_for_widget_output(self, cell, pattern, timeout=90):
-        """Waits until the cell's widget output shows a figure and text matching `pattern`, and the
-        kernel is idle; returns the cell's view."""
+    def wait_for_widget_output(self, cell, pattern, timeout=90, changed_from=None):
+        """Waits until the cell's widget output shows a figure other than `changed_from` (the one
+        before the control moved: the kernel may not have started yet) and text matching
+        `pattern`, and the kernel is idle; returns the cell's view."""
         regex = re.compile(pattern)
 
         def redrawn():
             view = self.view(cell)
-            return view if regex.search(view[2]) and view[3] and self._state()[1] == "idle" else None
+            fresh = view[3] and view[3] != changed_from
+            return view if regex.search(view[2]) and fresh and self._state()[1] == "idle" else None
 
         return self.wait(redrawn, timeout, f"the widget output never showed a figure and /{pattern}/ (no redraw?)",
                          poll=0.5, detail=lambda: "widget output: " + self.view(cell)[2][-2000:])

@@ -69,11 +69,17 @@ def _inputs(kind, n, seed=0):
 
 
 def _model(kind):
-    """Input -> the stock layer (named "kind") -> Flatten -> Dense(3)."""
+    """Input -> the stock layer (named "kind") -> Flatten -> Dense(3), with nonzero biases (a
+    twin that dropped its bias would otherwise give the same outputs)."""
     inputs = keras.Input(kind.shape, dtype=kind.dtype)
     layer = kind.stock(**kind.kwargs, name="kind")
     x = layer(inputs, inputs) if kind.stock is layers.MultiHeadAttention else layer(inputs)
-    return keras.Model(inputs, layers.Dense(3, name="head")(layers.Flatten()(x)))
+    model = keras.Model(inputs, layers.Dense(3, name="head")(layers.Flatten()(x)))
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if weight.path.endswith("bias"):
+            weight.assign(rng.uniform(0.1, 0.5, weight.shape).astype(weight.dtype))
+    return model
 
 
 def _median_thresholds(layer):

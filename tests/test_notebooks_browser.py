@@ -180,7 +180,7 @@ def test_notebook_in_jupyterlab(page, lab, path):
         cell = page.widget_cell(interaction.control)
         before = page.view(cell)
         interaction.run(page, cell)
-        after = page.wait_for_widget_output(cell, interaction.pattern)
+        after = page.wait_for_widget_output(cell, interaction.pattern, changed_from=before[3])
         page.screenshot(cell, screenshot)
         assert _digest(after[3]) != _digest(before[1]), (
             f"{path.name}: the figure did not change when {interaction.control!r} moved")

@@ -33,8 +33,14 @@ class MaskedMixin:
     MASKED = {"kernel": "threshold"}
     RESETS = True  # DynamicPrune's reset rule applies (the paper exempts LSTMs)
 
-    def _init_granularity(self, granularity):
+    def _init_granularity(self, granularity, no_blocks=None):
+        """Sets `granularity`; `no_blocks` says why this layer refuses 1xN blocks (None: takes them)."""
         self.granularity = normalize_granularity(granularity)
+        if no_blocks and isinstance(self.granularity, tuple):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' supports granularity 'weight' or 'unit': "
+                f"{no_blocks}. Received: granularity={granularity!r}"
+            )
 
     def threshold_shape(self, kernel_shape):
         """One threshold per output unit: the kernel's last axis."""

@@ -11,22 +11,38 @@ _DOC_ARGS = """
 """
 
 
-class _MaskedConv(MaskedMixin):
-    """Masks the kernel inside `convolution_op`, which Keras' base convolution calls."""
+class MaskedConvolution(MaskedMixin):
+    """What every masked convolution shares: granularity (blocks refused where TFLite has no
+    block-sparse kernel: `NO_BLOCKS`), masks built after the kernels, the config, and the bias and
+    activation after a convolution computed on masked kernels (`finish`)."""
+
+    NO_BLOCKS = None
 
     def __init__(self, *args, granularity="weight", **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_granularity(granularity)
+        self._init_granularity(granularity, no_blocks=self.NO_BLOCKS)
 
     def build(self, input_shape):
         super().build(input_shape)
         self.build_masks()
 
-    def convolution_op(self, inputs, kernel):
-        return super().convolution_op(inputs, self.masked_kernel(kernel=kernel))
+    def finish(self, outputs):
+        """Adds the bias on the channel axis and applies the activation, as Keras' `call` does."""
+        if self.use_bias:
+            shape = [1] * len(outputs.shape)
+            shape[-1 if self.data_format == "channels_last" else 1] = -1
+            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+        return outputs if self.activation is None else self.activation(outputs)
 
     def get_config(self):
         return {**super().get_config(), **self.masking_config()}
+
+
+class _MaskedConv(MaskedConvolution):
+    """Masks the kernel inside `convolution_op`, which Keras' base convolution calls."""
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, self.masked_kernel(kernel=kernel))
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
@@ -45,48 +61,28 @@ class MaskedConv3D(_MaskedConv, keras.layers.Conv3D):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class MaskedDepthwiseConv2D(MaskedMixin, keras.layers.DepthwiseConv2D):
+class MaskedDepthwiseConv2D(MaskedConvolution, keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` with a trainable DST threshold per output channel.
 
     Takes every argument of `keras.layers.DepthwiseConv2D` plus `granularity` (`"weight"` or
     `"unit"`; blocks are not offered because TFLite has no block-sparse depthwise kernel).
     """
 
-    def __init__(self, *args, granularity="weight", **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_granularity(granularity)
-        if isinstance(self.granularity, tuple):
-            raise ValueError(
-                f"MaskedDepthwiseConv2D '{self.name}' supports granularity 'weight' or 'unit' "
-                "(TFLite has no block-sparse depthwise kernel); with tfprune.prunable, give "
-                f"blocks per layer in a dict. Received: granularity={granularity!r}"
-            )
+    NO_BLOCKS = ("TFLite has no block-sparse depthwise kernel (with tfprune.prunable, give blocks "
+                 "per layer in a dict)")
 
     def threshold_shape(self, kernel_shape):
         """One threshold per output channel: (input channels, depth multiplier)."""
         return tuple(kernel_shape[-2:])
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.build_masks()
-
     def call(self, inputs):
-        outputs = ops.depthwise_conv(
-            inputs,
-            self.masked_kernel(),
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+        return self.finish(
+            ops.depthwise_conv(
+                inputs,
+                self.masked_kernel(),
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
         )
-        if self.use_bias:
-            channel_axis = -1 if self.data_format == "channels_last" else 1
-            shape = [1] * len(outputs.shape)
-            shape[channel_axis] = -1
-            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
-
-    def get_config(self):
-        return {**super().get_config(), **self.masking_config()}

@@ -7,49 +7,29 @@ second-to-last axis; `unit_axes` says so and the shared `mask` moves them last.
 import keras
 from keras import ops
 
-from tfprune.layers.base import MaskedMixin
+from tfprune.layers.conv import MaskedConvolution
 
 
-class _MaskedConvTranspose(MaskedMixin):
+class _MaskedConvTranspose(MaskedConvolution):
     """`call` of Keras' base transposed convolution, on the masked kernel."""
 
-    def __init__(self, *args, granularity="weight", **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_granularity(granularity)
-        if isinstance(self.granularity, tuple):
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}' supports granularity 'weight' or 'unit': "
-                "TFLite has no block-sparse TRANSPOSE_CONV kernel, so blocks would buy nothing. "
-                f"Received: granularity={granularity!r}"
-            )
+    NO_BLOCKS = "TFLite has no block-sparse TRANSPOSE_CONV kernel, so blocks would buy nothing"
 
     def unit_axes(self, kernel_name, kernel_shape):
         return (len(kernel_shape) - 2,)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.build_masks()
-
     def call(self, inputs):
-        outputs = ops.conv_transpose(
-            inputs,
-            self.masked_kernel(),
-            strides=list(self.strides),
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+        return self.finish(
+            ops.conv_transpose(
+                inputs,
+                self.masked_kernel(),
+                strides=list(self.strides),
+                padding=self.padding,
+                output_padding=self.output_padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
         )
-        if self.use_bias:
-            shape = [1] * len(outputs.shape)
-            shape[-1 if self.data_format == "channels_last" else 1] = self.filters
-            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
-
-    def get_config(self):
-        return {**super().get_config(), **self.masking_config()}
 
 
 _DOC = """`keras.layers.{0}` with a trainable DST threshold per filter.

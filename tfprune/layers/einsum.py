@@ -44,13 +44,7 @@ class MaskedEinsumDense(MaskedMixin, keras.layers.EinsumDense):
                 f"{kwargs['lora_rank']}. Prune first, then enable LoRA on the stripped model."
             )
         super().__init__(equation, output_shape, **kwargs)
-        self._init_granularity(granularity)
-        if isinstance(self.granularity, tuple):
-            raise ValueError(
-                f"MaskedEinsumDense '{self.name}' supports granularity 'weight' or 'unit'; for "
-                "TFLite's 1xN block-sparse kernel use a Dense layer. "
-                f"Received: granularity={granularity!r}"
-            )
+        self._init_granularity(granularity, no_blocks="for TFLite's 1xN block-sparse kernel use a Dense layer")
         rank = len(equation.replace(" ", "").split("->")[0].split(",")[1])
         default = output_axes(equation)
         self._unit_axes = tuple(int(a) for a in (default if unit_axes is None else unit_axes))

@@ -37,13 +37,7 @@ class MaskedEmbedding(MaskedMixin, keras.layers.Embedding):
                 " Prune first, then enable LoRA on the stripped model."
             )
         super().__init__(input_dim, output_dim, **kwargs)
-        self._init_granularity(granularity)
-        if isinstance(self.granularity, tuple):
-            raise ValueError(
-                f"MaskedEmbedding '{self.name}' supports granularity 'weight' or 'unit': a table "
-                "lookup (GATHER) has no block-sparse kernel. "
-                f"Received: granularity={granularity!r}"
-            )
+        self._init_granularity(granularity, no_blocks="a table lookup (GATHER) has no block-sparse kernel")
 
     def build(self, input_shape=None):
         if self.built:
