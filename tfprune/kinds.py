@@ -51,34 +51,24 @@ from tfprune.surgery import (
     UnitSurgery,
 )
 
-LSTM_WEIGHTS = ("cell.kernel", "cell.recurrent_kernel", "cell.bias")
-
-
-def lstm_to_stock(layer):
-    """strip: a stock LSTM, or a HiddenStatePrunedLSTM when the hidden state is pruned."""
-    config = layer.get_config()
-    for key in layer.masking_config():
-        config.pop(key)
-    if layer.hidden_state == "off":
-        return cloning.rebuild(layer, layers.LSTM, config, LSTM_WEIGHTS, effective=True)
-    threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
-    config.update(chunk=layer.chunk, hidden_threshold=threshold)
-    return cloning.rebuild(layer, HiddenStatePrunedLSTM, config, LSTM_WEIGHTS, effective=True)
-
-
 RNN_WEIGHTS = ("cell.kernel", "cell.recurrent_kernel", "cell.bias")
 
 
-def gru_to_stock(layer):
-    """strip: a stock GRU, or a HiddenStatePrunedGRU when the hidden state is pruned."""
-    config = layer.get_config()
-    for key in layer.masking_config():
-        config.pop(key)
-    if layer.hidden_state == "off":
-        return cloning.rebuild(layer, layers.GRU, config, RNN_WEIGHTS, effective=True)
-    threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
-    config.update(chunk=layer.chunk, hidden_threshold=threshold)
-    return cloning.rebuild(layer, HiddenStatePrunedGRU, config, RNN_WEIGHTS, effective=True)
+def recurrent_to_stock(stock, hidden_state_pruned):
+    """strip for a masked LSTM or GRU: a `stock` layer, or `hidden_state_pruned` (which keeps
+    the chunk threshold) when the hidden state is pruned."""
+
+    def to_stock(layer):
+        config = layer.get_config()
+        for key in layer.masking_config():
+            config.pop(key)
+        if layer.hidden_state == "off":
+            return cloning.rebuild(layer, stock, config, RNN_WEIGHTS, effective=True)
+        threshold = float(keras.ops.convert_to_numpy(layer.cell.hidden_threshold))
+        config.update(chunk=layer.chunk, hidden_threshold=threshold)
+        return cloning.rebuild(layer, hidden_state_pruned, config, RNN_WEIGHTS, effective=True)
+
+    return to_stock
 
 
 def _bidirectional_to_masked(layer, options):
@@ -147,10 +137,22 @@ register(
     to_stock=_attention_to_stock,
     inside=HeadSurgery(),
 )
-register(layers.GRU, MaskedGRU, RNN_WEIGHTS, to_stock=gru_to_stock, units=RecurrentSurgery(3, 2))
+register(
+    layers.GRU,
+    MaskedGRU,
+    RNN_WEIGHTS,
+    to_stock=recurrent_to_stock(layers.GRU, HiddenStatePrunedGRU),
+    units=RecurrentSurgery(3, 2),
+)
 register(layers.SimpleRNN, MaskedSimpleRNN, RNN_WEIGHTS, units=RecurrentSurgery(1, 0))
 register(layers.DepthwiseConv2D, MaskedDepthwiseConv2D, channels=DepthwiseOp())
-register(layers.LSTM, MaskedLSTM, LSTM_WEIGHTS, to_stock=lstm_to_stock, units=LSTMSurgery())
+register(
+    layers.LSTM,
+    MaskedLSTM,
+    RNN_WEIGHTS,
+    to_stock=recurrent_to_stock(layers.LSTM, HiddenStatePrunedLSTM),
+    units=LSTMSurgery(),
+)
 register(
     layers.Bidirectional,
     layers.Bidirectional,

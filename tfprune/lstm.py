@@ -22,7 +22,7 @@ from tfprune.convert import prunable
 from tfprune.counts import count_nonzero
 from tfprune.estimator import block_scores
 from tfprune.inactive_units import remove_inactive_units
-from tfprune.kinds import LSTM_WEIGHTS
+from tfprune.kinds import RNN_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
 from tfprune.threshold_search import check_search, search_threshold
 
@@ -184,7 +184,7 @@ def prune_hidden_state(
         if isinstance(layer, MaskedLSTM):
             return cloning.copy_layer(layer, MaskedLSTM, config)
         config["prune_weights"] = False
-        return cloning.rebuild(layer, MaskedLSTM, config, LSTM_WEIGHTS)
+        return cloning.rebuild(layer, MaskedLSTM, config, RNN_WEIGHTS)
 
     def clone(layer):
         if isinstance(layer, keras.layers.Bidirectional) and layer.forward_layer in selected:

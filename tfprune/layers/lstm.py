@@ -9,23 +9,14 @@ The layers compute the (masked) kernels and the input projection `x W + b` once 
 and run only `h U` inside the time loop, which keeps them as fast as `keras.layers.LSTM`.
 """
 
-import inspect
-
 import keras
 import numpy as np
 from keras import ops
-from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
 from tfprune.estimator import binary_step
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
 from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStateCell, HiddenStateLayer
-
-_CELL_ARGS = frozenset(inspect.signature(keras.layers.LSTMCell.__init__).parameters) - {
-    "self",
-    "units",
-    "kwargs",
-} | {"implementation"}  # LSTMCell takes it through **kwargs
-
+from tfprune.layers.rnn_loop import KernelsOnceRNN
 
 def _expand(mask, x):
     """A per-sample dropout mask broadcast over the time axis of a sequence."""
@@ -97,7 +88,7 @@ class HiddenStatePrunedLSTMCell(HiddenStateCell, keras.layers.LSTMCell):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedLSTM(HiddenStateLayer, keras.layers.LSTM):
+class HiddenStatePrunedLSTM(HiddenStateLayer, KernelsOnceRNN, keras.layers.LSTM):
     """`keras.layers.LSTM` whose hidden state is pruned chunk-wise by a fixed threshold.
 
     Takes every argument of `keras.layers.LSTM` plus `chunk` and `hidden_threshold`;
@@ -117,63 +108,22 @@ class HiddenStatePrunedLSTM(HiddenStateLayer, keras.layers.LSTM):
     (2, 8)
     """
 
+    stock_cell = keras.layers.LSTMCell
     cell_class = HiddenStatePrunedLSTMCell
 
     def __init__(self, units, chunk=4, hidden_threshold=0.0, **kwargs):
         self._init_layer(units, {"chunk": chunk, "hidden_threshold": hidden_threshold}, kwargs)
 
-    def _init_layer(self, units, cell_options, kwargs):
-        """What `keras.layers.LSTM.__init__` does, with this class's cell."""
-        if kwargs.pop("use_cudnn", "auto") is True:
-            raise ValueError(
-                f"{type(self).__name__} cannot run on cuDNN: its masks and chunk pruning are not "
-                "cuDNN ops. Received: use_cudnn=True; pass 'auto' or False."
-            )
-        cell_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in _CELL_ARGS}
-        cell = self.cell_class(
-            units,
-            **cell_options,
-            **cell_kwargs,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="lstm_cell",
-        )
-        keras.layers.RNN.__init__(self, cell, **kwargs)
-        self.input_spec = keras.layers.InputSpec(ndim=3)
-        self.use_cudnn = False  # keeps Bidirectional's fused path, which skips the cell, away
-        # The cell is what DynamicPrune, its layer_targets and sparsity_report see: name it
-        # after the layer so `sparsity/<layer name>` keys and targets use the name users know.
-        cell.name = self.name
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def sequence_step(self, sequences, training):
         """Masks and `x W + b` once per sequence; only `h U` runs inside the time loop."""
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
         cell = self.cell
         kernel, recurrent_kernel, bias = cell.effective_weights()
         z_x = cell.input_projection(sequences, kernel, bias, training)
-        counting = cell.hidden.counting
 
         def step(z_t, states):
             return cell.recurrent_step(z_t, states, recurrent_kernel, training)
 
-        last, outputs, states = backend.rnn(
-            step,
-            z_x,
-            list(initial_state),
-            go_backwards=self.go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=sequences.shape[1],
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences or counting,
-        )
-        if counting:
-            if mask is not None and self.go_backwards:
-                mask = ops.flip(mask, axis=1)  # outputs come back in processing order
-            cell.hidden.record(outputs, mask)
-        return last, outputs, states
-
+        return step, z_x
 
 
 @keras.saving.register_keras_serializable(package="tfprune")

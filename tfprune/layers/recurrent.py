@@ -1,82 +1,17 @@
 """GRU and SimpleRNN twins: DST masks on both kernels; GRU with chunked hidden-state pruning.
 
-As for the LSTM (`tfprune.layers.lstm`), the layer computes the (masked) kernels once per
-sequence and the time loop runs the cell's `step` with them. `HiddenStatePrunedGRU` is what
+As for the LSTM, the layer computes the (masked) kernels once per sequence and the time loop
+runs the cell's `step` with them (`tfprune.layers.rnn_loop`). `HiddenStatePrunedGRU` is what
 `tfprune.strip` leaves of a GRU whose hidden state is pruned: a stock GRU whose cell holds a
 `HiddenStatePruning` component (the same one the LSTM cells hold).
 """
 
-import inspect
-
 import keras
 from keras import ops, tree
-from keras.src import backend  # backend.rnn: the time loop keras.layers.RNN runs, not public
 
 from tfprune.layers.base import MaskedMixin, ThresholdPenalty
 from tfprune.layers.hidden_state import HIDDEN_MODES, HiddenStateCell, HiddenStateLayer
-
-
-def _cell_args(cell_class):
-    """The keyword arguments a recurrent layer hands to its cell."""
-    names = set(inspect.signature(cell_class.__init__).parameters) - {"self", "units", "kwargs"}
-    return names | {"implementation"}  # GRUCell takes it through **kwargs
-
-
-class _KernelsOnceRNN:
-    """`inner_loop` for layers whose cell has `effective_kernels()` and `step(...)`.
-
-    The kernels (masks included) are computed once per sequence; a cell with a
-    `HiddenStatePruning` component gets the whole output sequence for its counters.
-    """
-
-    def _init_layer(self, cell_class, units, cell_options, kwargs):
-        """What the Keras layer's `__init__` does, with `cell_class` as the cell."""
-        if kwargs.pop("use_cudnn", "auto") is True:
-            raise ValueError(
-                f"{type(self).__name__} cannot run on cuDNN: its masks and chunk pruning are not "
-                "cuDNN ops. Received: use_cudnn=True; pass 'auto' or False."
-            )
-        allowed = _cell_args(cell_class.__mro__[cell_class.__mro__.index(self.stock_cell)])
-        cell_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in allowed}
-        cell = cell_class(
-            units,
-            **cell_options,
-            **cell_kwargs,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
-        keras.layers.RNN.__init__(self, cell, **kwargs)
-        self.input_spec = keras.layers.InputSpec(ndim=3)
-        self.use_cudnn = False  # keeps the fused cuDNN path, which skips the cell, away
-        cell.name = self.name  # DynamicPrune's `sparsity/<name>` keys use the layer's name
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if tree.is_nested(mask):
-            mask = mask[0]
-        cell = self.cell
-        kernels = cell.effective_kernels()
-        hidden = getattr(cell, "hidden", None)
-        counting = hidden is not None and hidden.counting
-
-        def step(x_t, states):
-            return cell.step(x_t, states, *kernels, training=training)
-
-        last, outputs, states = backend.rnn(
-            step,
-            sequences,
-            list(initial_state) if tree.is_nested(initial_state) else [initial_state],
-            go_backwards=self.go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=sequences.shape[1],
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences or counting,
-        )
-        if counting:
-            if mask is not None and self.go_backwards:
-                mask = ops.flip(mask, axis=1)  # outputs come back in processing order
-            hidden.record(outputs, mask)
-        return last, outputs, states
+from tfprune.layers.rnn_loop import KernelsOnceRNN
 
 
 # SimpleRNN ---------------------------------------------------------------------------------------
@@ -123,7 +58,7 @@ class MaskedSimpleRNNCell(MaskedMixin, keras.layers.SimpleRNNCell):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class MaskedSimpleRNN(_KernelsOnceRNN, keras.layers.SimpleRNN):
+class MaskedSimpleRNN(KernelsOnceRNN, keras.layers.SimpleRNN):
     """A `keras.layers.SimpleRNN` with DST masks on both kernels (one threshold per unit each).
 
     Args:
@@ -136,9 +71,10 @@ class MaskedSimpleRNN(_KernelsOnceRNN, keras.layers.SimpleRNN):
     """
 
     stock_cell = keras.layers.SimpleRNNCell
+    cell_class = MaskedSimpleRNNCell
 
     def __init__(self, units, granularity="weight", **kwargs):
-        self._init_layer(MaskedSimpleRNNCell, units, {"granularity": granularity}, kwargs)
+        self._init_layer(units, {"granularity": granularity}, kwargs)
 
     def masking_config(self):
         return self.cell.masking_config()
@@ -211,7 +147,7 @@ class HiddenStatePrunedGRUCell(HiddenStateCell, keras.layers.GRUCell):
 
 
 @keras.saving.register_keras_serializable(package="tfprune")
-class HiddenStatePrunedGRU(HiddenStateLayer, _KernelsOnceRNN, keras.layers.GRU):
+class HiddenStatePrunedGRU(HiddenStateLayer, KernelsOnceRNN, keras.layers.GRU):
     """`keras.layers.GRU` whose hidden state is pruned chunk-wise by a fixed threshold.
 
     Takes every argument of `keras.layers.GRU` plus `chunk` and `hidden_threshold`
@@ -226,7 +162,7 @@ class HiddenStatePrunedGRU(HiddenStateLayer, _KernelsOnceRNN, keras.layers.GRU):
 
     def __init__(self, units, chunk=4, hidden_threshold=0.0, **kwargs):
         options = {"chunk": chunk, "hidden_threshold": hidden_threshold}
-        self._init_layer(self.cell_class, units, options, kwargs)
+        self._init_layer(units, options, kwargs)
 
 
 
@@ -297,7 +233,7 @@ class MaskedGRU(HiddenStatePrunedGRU):
             "chunk": chunk,
             "hidden_threshold": hidden_threshold,
         }
-        self._init_layer(self.cell_class, units, options, kwargs)
+        self._init_layer(units, options, kwargs)
 
     def masking_config(self):
         """The config keys a stock `keras.layers.GRU` does not know."""
