@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import warnings
 
 import keras
 from keras import ops
@@ -10,6 +11,11 @@ from tfprune import distributed
 from tfprune.controller import SparsityController, check_target
 from tfprune.guards import check_finite, thresholds_finite
 from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
+
+
+DEFAULT_ALPHA = 5e-4
+# A floor's controller aims this far above the floor, so that noise around it stays above.
+FLOOR_MARGIN = 0.02
 
 
 class DynamicPrune(keras.callbacks.Callback):
@@ -25,6 +31,12 @@ class DynamicPrune(keras.callbacks.Callback):
     threshold or a masked weight becomes NaN or inf. What the callback carries across batches
     (alpha, the controller's integral term, the reset counts) lives in the layers' weights, so
     `BackupAndRestore` or a `ModelCheckpoint` resumes a run exactly.
+
+    A layer with `min_sparsity` (`prunable(policy="xnnpack")` sets 2/3 on the 1x1 convolutions
+    XNNPACK runs sparse) gets a controller of its own that raises its alpha whenever its sparsity
+    falls below the floor's ramp (the same cubic ramp as a target); above the floor the layer
+    follows the shared alpha. A layer still under its floor when training ends has its
+    thresholds raised by the smallest common amount that meets it (`floor_lifts`, with a warning).
 
     Under `keras.distribution.DataParallel` on JAX (several processes or devices) that state is
     replicated, so every process takes the same decisions (`tfprune.distributed`).
@@ -131,6 +143,8 @@ class DynamicPrune(keras.callbacks.Callback):
         self._resettable = [layer for layer in self._layers if layer.RESETS]
         self._check_layer_targets()
         self._groups = None
+        self._floors = {}
+        self.floor_lifts = {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -138,6 +152,10 @@ class DynamicPrune(keras.callbacks.Callback):
         if self._groups is None:
             # Here, not at train begin: BackupAndRestore restores the layers' state then.
             self._groups = self._control_groups()
+            self._floors = {
+                layer.name: (layer, self._controller([layer], min(layer.min_sparsity + FLOOR_MARGIN, 0.999), floor=True))
+                for layer in self._layers if layer.min_sparsity
+            }  # fmt: skip
         if not self._groups:
             self._set_alpha(self._layers, self._alpha_value(epoch))
 
@@ -149,7 +167,7 @@ class DynamicPrune(keras.callbacks.Callback):
         # state the next step trains from. Elsewhere it is a plain attribute.
         self.model  # noqa: B018
         loss = (logs or {}).get("loss")
-        control = self._groups and batch % self.control_every == 0
+        control = (self._groups or self._floors) and batch % self.control_every == 0
         reset = (
             self.reset_fraction is not None
             and self._resettable
@@ -167,6 +185,19 @@ class DynamicPrune(keras.callbacks.Callback):
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:
             logs.update(self.figures())
+
+    def on_train_end(self, logs=None):
+        for layer, _ in self._floors.values():
+            lift = lift_to_floor(layer)
+            if lift:
+                self.floor_lifts[layer.name] = lift
+        if self.floor_lifts:
+            warnings.warn(
+                "DynamicPrune ended with layers under their min_sparsity; their thresholds were "
+                f"raised to meet it: {self.floor_lifts}. Train longer or start from a larger alpha "
+                "to let training reach the floor itself.",
+                stacklevel=2,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._batches:
@@ -235,12 +266,15 @@ class DynamicPrune(keras.callbacks.Callback):
             self._set_alpha(rest, float(self.alpha))
         return {key: (layers, self._controller(layers, target)) for key, (layers, target) in groups.items()}
 
-    def _controller(self, layers, target):
+    def _controller(self, layers, target, floor=False):
         """A controller for `layers`, resuming the state their weights carry (if alpha ran)."""
-        alpha = _read(layers[0].alpha)
+        holder = next((l for l in layers if not l.min_sparsity or len(layers) == 1), layers[0])
+        alpha = _read(holder.alpha)
         if alpha > 0:  # a checkpoint or an earlier fit: continue where it stopped
-            return SparsityController(target, alpha, integral=_read(layers[0].alpha_integral))
-        return SparsityController(target, self.alpha)
+            return SparsityController(target, alpha, integral=_read(holder.alpha_integral))
+        start = self.alpha if _is_real(self.alpha) else DEFAULT_ALPHA
+        # A floor starts no weaker than the default: a tiny shared alpha must not stall it.
+        return SparsityController(target, max(start, DEFAULT_ALPHA) if floor else start)
 
     def _control(self, batch):
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
@@ -248,7 +282,19 @@ class DynamicPrune(keras.callbacks.Callback):
         for layers, controller in self._groups.values():
             self._set_alpha(layers, controller.update(progress, target_sparsity_of(layers)))
             for layer in layers:
-                layer.alpha_integral.assign(controller.integral)
+                if layer.name not in self._floors:  # a floored layer keeps its floor's integral
+                    layer.alpha_integral.assign(controller.integral)
+        for layer, controller in self._floors.values():
+            floor_alpha = controller.update(progress, target_sparsity_of([layer]))
+            layer.alpha.assign(max(floor_alpha, self._base_alpha(layer)))
+            layer.alpha_integral.assign(controller.integral)
+
+    def _base_alpha(self, layer):
+        """The alpha `layer` would have without its floor: its group's, or the set value."""
+        for layers, controller in self._groups.values():
+            if layer in layers:
+                return controller.alpha
+        return self._alpha_value(self._epoch)
 
     def _apply_reset_rule(self):
         """Sets a layer's thresholds to 0 when more than `reset_fraction` of it is masked."""
@@ -260,6 +306,29 @@ class DynamicPrune(keras.callbacks.Callback):
                 for threshold in layer.threshold_variables():
                     threshold.assign(ops.zeros(threshold.shape, threshold.dtype))
                 layer.threshold_resets.assign(layer.threshold_resets + 1)
+
+
+def lift_to_floor(layer, steps=40):
+    """Raises `layer`'s thresholds by the smallest common amount (bisection) that brings its
+    sparsity to `min_sparsity`; returns the amount (0.0 when it was already there)."""
+    floor = layer.min_sparsity
+    if target_sparsity_of([layer]) >= floor:
+        return 0.0
+    thresholds = [(t, ops.convert_to_numpy(t)) for t in layer.threshold_variables()]
+
+    def shift(delta):
+        for variable, start in thresholds:
+            variable.assign(start + delta)
+        return target_sparsity_of([layer])
+
+    low = 0.0
+    high = max(float(ops.convert_to_numpy(ops.max(ops.abs(getattr(layer, k))))) for k in layer.MASKED)
+    high = high - min(float(start.min()) for _, start in thresholds) + 1e-6
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (low, middle) if shift(middle) >= floor else (middle, high)
+    shift(high)
+    return high
 
 
 def _read(variable):

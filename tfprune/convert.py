@@ -11,9 +11,10 @@ from tfprune import registry
 from tfprune.cloning import check_model, clone_layers, copy_layer, rebuild
 from tfprune.estimator import normalize_granularity
 from tfprune.layers.base import masked_layers
+from tfprune.policy import MIN_SPARSITY, xnnpack_subgraph
 
 
-def prunable(model, layers=None, granularity="weight"):
+def prunable(model, layers=None, granularity="weight", policy=None):
     """Returns a copy of `model` whose supported layers are masked DST layers with the same weights.
 
     Thresholds start at 0, so the new model computes exactly what the old one did until it is
@@ -30,6 +31,10 @@ def prunable(model, layers=None, granularity="weight"):
             neurons, filters or LSTM hidden units, which `compact` then removes) or a block `(1, n)` along
             the input dimension (`(1, 4)` runs TFLite's sparse float kernel). A dict
             `{layer_name: granularity}` sets it per layer (unlisted layers use `"weight"`).
+        policy: None, or `"xnnpack"`: check that the model has the shape XNNPACK's sparse
+            inference needs on ARM (`tfprune.policy.xnnpack_subgraph`), mask exactly the 1x1
+            convolutions it can run sparse (weight granularity) and have `DynamicPrune` keep each
+            at least 2/3 sparse (`min_sparsity`). The policy chooses the layers and granularity.
 
     Returns:
         A new `keras.Model`; the original is left untouched.
@@ -38,18 +43,25 @@ def prunable(model, layers=None, granularity="weight"):
         TypeError: `model` is not a Keras model, or `layers` holds something other than layer
             names and layer classes.
         ValueError: a name in `layers` or `granularity` is not in the model, a granularity is
-            invalid, a block's n does not divide a layer's inputs, or nothing can be pruned.
+            invalid, a block's n does not divide a layer's inputs, or nothing can be pruned;
+            an unknown policy, or a policy with `layers` or `granularity`.
+        tfprune.policy.PolicyError: (a ValueError) the model breaks the policy's conditions;
+            the message names the first layer that does and how to fix it.
 
     >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     check_model(model, "prunable")
+    floor = None
+    if policy is not None:
+        layers, floor = _policy_layers(model, policy, layers, granularity)
     select = _selector(model, layers)
     granularity_of = _granularities(model, granularity)
 
     def clone(layer):
         if not select(layer) and not any(select(inner) for inner in _wrapped(layer)):
             return copy_layer(layer)
-        return to_masked(layer, {"granularity": granularity_of(layer)})
+        options = {"granularity": granularity_of(layer)}
+        return to_masked(layer, options if floor is None else {**options, "min_sparsity": floor})
 
     new_model = clone_layers(model, clone)
     unsupported = [row for row in left_dense(new_model) if row.unsupported]
@@ -69,6 +81,19 @@ def prunable(model, layers=None, granularity="weight"):
             "with `tfprune.registry.register`."
         )
     return new_model
+
+
+def _policy_layers(model, policy, layers, granularity):
+    """`(layer names, min_sparsity)` a pruning policy chooses for `model`."""
+    if policy != "xnnpack":
+        raise ValueError(f"policy must be None or 'xnnpack'. Received: policy={policy!r}")
+    if layers is not None or granularity != "weight":
+        raise ValueError(
+            "policy='xnnpack' chooses the layers (the 1x1 convolutions XNNPACK runs sparse) and "
+            "their granularity (weights): pass neither layers= nor granularity= with it. "
+            f"Received: layers={layers!r}, granularity={granularity!r}"
+        )
+    return list(xnnpack_subgraph(model).layers), MIN_SPARSITY
 
 
 def strip(model):

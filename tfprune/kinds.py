@@ -41,6 +41,7 @@ from tfprune.registry import register
 from tfprune.surgery import (
     ActivationOp,
     BatchNormOp,
+    ZeroPaddingOp,
     ChannelOp,
     ConcatOp,
     ConvSurgery,
@@ -177,9 +178,12 @@ for _kind in (
     layers.GaussianDropout, layers.AlphaDropout, layers.Identity,
     layers.MaxPooling1D, layers.MaxPooling2D, layers.AveragePooling1D, layers.AveragePooling2D,
     layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalAveragePooling1D,
-    layers.GlobalAveragePooling2D,
+    layers.GlobalAveragePooling2D, layers.Cropping1D, layers.Cropping2D, layers.Cropping3D,
+    layers.UpSampling1D, layers.UpSampling2D, layers.UpSampling3D,
 ):  # fmt: skip
     register(_kind, channels=ChannelOp())
+for _kind in (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D):
+    register(_kind, channels=ZeroPaddingOp())
 for _kind in (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU):
     register(_kind, channels=ActivationOp())
 register(layers.Flatten, channels=ReshapeOp())

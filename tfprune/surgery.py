@@ -173,6 +173,14 @@ class ActivationOp(ChannelOp):
         return apply_to_constants(layer.call, in_consts[0])
 
 
+class ZeroPaddingOp(ChannelOp):
+    """ZeroPadding1D/2D/3D: a channel keeps its position, but only a zero constant stays constant
+    (a padded border of any other constant depends on the position)."""
+
+    def constants(self, layer, weights, in_consts, links, n_out):
+        return np.where(in_consts[0] == 0, 0.0, np.nan)
+
+
 class BatchNormOp(ChannelOp):
     """BatchNormalization over the last axis: slice gamma/beta/mean/variance."""
 

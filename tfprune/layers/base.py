@@ -32,6 +32,7 @@ class MaskedMixin:
 
     MASKED = {"kernel": "threshold"}
     RESETS = True  # DynamicPrune's reset rule applies (the paper exempts LSTMs)
+    min_sparsity = None  # a floor DynamicPrune holds the layer's sparsity above (convolutions)
 
     def _init_granularity(self, granularity, no_blocks=None):
         """Sets `granularity`; `no_blocks` says why this layer refuses 1xN blocks (None: takes them)."""
@@ -155,6 +156,18 @@ class MaskedMixin:
     def masking_config(self):
         granularity = self.granularity
         return {"granularity": list(granularity) if isinstance(granularity, tuple) else granularity}
+
+
+def check_floor(min_sparsity, name):
+    """`min_sparsity` as a float in [0, 1), or None; raises a clear error otherwise."""
+    if min_sparsity is None:
+        return None
+    if isinstance(min_sparsity, bool) or not isinstance(min_sparsity, (int, float)) or not 0 <= min_sparsity < 1:
+        raise ValueError(
+            f"min_sparsity of layer '{name}' must be a share of weights in [0, 1) or None. "
+            f"Received: min_sparsity={min_sparsity!r}"
+        )
+    return float(min_sparsity)
 
 
 def _units_last(unit_axes, kernel_shape):

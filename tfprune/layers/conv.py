@@ -3,11 +3,12 @@
 import keras
 from keras import ops
 
-from tfprune.layers.base import MaskedMixin
+from tfprune.layers.base import MaskedMixin, check_floor
 
 _DOC_ARGS = """
     Takes every argument of its Keras twin plus `granularity`: `"weight"` (default, the paper),
-    `"unit"` (whole filters) or a block `(1, n)` along the input-channel axis.
+    `"unit"` (whole filters) or a block `(1, n)` along the input-channel axis; and `min_sparsity`:
+    a share of weights `DynamicPrune` keeps masked at least (`prunable(policy="xnnpack")` sets 2/3).
 """
 
 
@@ -18,9 +19,10 @@ class MaskedConvolution(MaskedMixin):
 
     NO_BLOCKS = None
 
-    def __init__(self, *args, granularity="weight", **kwargs):
+    def __init__(self, *args, granularity="weight", min_sparsity=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_granularity(granularity, no_blocks=self.NO_BLOCKS)
+        self.min_sparsity = check_floor(min_sparsity, self.name)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -33,6 +35,9 @@ class MaskedConvolution(MaskedMixin):
             shape[-1 if self.data_format == "channels_last" else 1] = -1
             outputs = ops.add(outputs, ops.reshape(self.bias, shape))
         return outputs if self.activation is None else self.activation(outputs)
+
+    def masking_config(self):
+        return {**super().masking_config(), "min_sparsity": self.min_sparsity}
 
     def get_config(self):
         return {**super().get_config(), **self.masking_config()}
