@@ -5,8 +5,9 @@
     python -m bench.cnn --model mobilenet_v1 --quick   # smoke test: 512/256 images, 1 epoch
 
 Fashion-MNIST resized to 64x64 and repeated to 3 channels (the first --train-size training
-images, the whole test set); SGD 0.9 momentum, lr 0.01, batch 64, the same --epochs for every
-row. Rows, in order:
+images, the whole test set); SGD 0.9 momentum, batch 64, the same --epochs for every row, the
+learning rate decaying along a cosine to 0 over each training phase (from 0.05; from 0.01 for
+fine-tuning), so that the last epochs settle and rows compare on a stable figure. Rows:
   - dense: the stock model;
   - filters: filter-level DST (`granularity="unit"` on every DepthwiseConv2D, whose channel gates
     the whole channel group: the filter that computes it, its BatchNorm and the next 1x1 conv's
@@ -62,7 +63,8 @@ class Context:
         self.settings = {
             "suite": "cnn", "model": args.model, "dataset": self.dataset, "epochs": args.epochs,
             "finetune": args.finetune, "train_size": len(self.arrays["x_train"]),
-            "test_size": len(self.arrays["x_test"]), "batch_size": 64, "lr": 0.01, "momentum": 0.9,
+            "test_size": len(self.arrays["x_test"]), "batch_size": 64, "lr": 0.05, "finetune_lr": 0.01,
+            "momentum": 0.9, "lr_schedule": "cosine",
         }  # fmt: skip
         self.models = args.out.with_name(args.out.stem + "-models")
         self.models.mkdir(parents=True, exist_ok=True)
@@ -76,15 +78,13 @@ class Context:
         keras.utils.set_random_seed(self.args.seed if seed is None else seed)
         return getattr(models, self.args.model)(self.arrays["x_train"].shape[1:])
 
-    def compile(self, model):
+    def train(self, model, epochs, callbacks=(), finetune=False):
+        """Compiles `model` with a fresh optimizer (cosine decay over these epochs) and trains it."""
         import keras
 
-        common.compile_model(keras, model, self.settings["lr"], self.settings["momentum"])
-
-    def train(self, model, epochs, callbacks=()):
-        import keras
-
-        self.compile(model)
+        steps = epochs * -(-len(self.arrays["x_train"]) // 64)
+        lr = self.settings["finetune_lr" if finetune else "lr"]
+        common.compile_model(keras, model, lr, self.settings["momentum"], decay_steps=steps)
         return common.fit_and_evaluate(keras, model, self.arrays, epochs, 64, callbacks)
 
     def evaluate(self, model):
@@ -94,7 +94,6 @@ class Context:
     def finish(self, model, name, result):
         """Saves `<name>.keras` and records its size and channel widths."""
         model.save(self.models / f"{name}.keras")
-        result = {k: v for k, v in result.items() if k != "history"}
         return {**result, "params_total": int(model.count_params()), "channels": channels(model)}
 
 
@@ -138,7 +137,7 @@ def row_filters(ctx, target):
     drift = float(np.abs(small.predict(x, verbose=0) - model.predict(x, verbose=0)).max())
     masked_accuracy = result["test_accuracy"]
     if ctx.args.finetune:
-        result = ctx.train(small, ctx.args.finetune)
+        result = ctx.train(small, ctx.args.finetune, finetune=True)
     return {**ctx.finish(small, f"filters-{target:g}", result), "masked_test_accuracy": masked_accuracy,
             "compact_max_abs_drift": drift, "channels_before": channels(model)}  # fmt: skip
 
@@ -157,7 +156,7 @@ def row_l1(ctx, target, kept):
         weights[0][:, :, drop, :] = 0  # the channel is no longer read: compact removes its group
         model.get_layer(depthwise).set_weights(weights)
     small, _ = tfprune.compact(model)
-    result = ctx.train(small, ctx.args.finetune) if ctx.args.finetune else {"test_accuracy": ctx.evaluate(small)}
+    result = ctx.train(small, ctx.args.finetune, finetune=True) if ctx.args.finetune else {"test_accuracy": ctx.evaluate(small)}
     return ctx.finish(small, f"l1-{target:g}", result)
 
 
@@ -197,7 +196,7 @@ def row_gmp(ctx):
         command = [
             sys.executable, "-m", "bench.tfmot_baseline", "--data", str(data), "--model", ctx.args.model,
             "--final-sparsity", str(ctx.args.policy_target), "--policy", "xnnpack",
-            "--epochs", str(ctx.args.epochs), "--seed", str(ctx.args.seed), "--out", str(out),
+            "--epochs", str(ctx.args.epochs), "--lr", str(ctx.settings["lr"]), "--cosine", "--seed", str(ctx.args.seed), "--out", str(out),
             "--save-weights", str(ctx.models / "gmp-weights.npz"),
         ]  # fmt: skip
         subprocess.run(command, check=True, cwd=REPO_ROOT, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
@@ -207,7 +206,6 @@ def row_gmp(ctx):
         model.set_weights([f[f"w{i}"] for i in range(len(f.files))])
     zeros = {l.name: float(np.mean(l.kernel.numpy() == 0)) for l in model.layers
              if getattr(l, "kernel_size", None) == (1, 1)}  # fmt: skip
-    result = {k: v for k, v in result.items() if k != "history"}
     return {**ctx.finish(model, "gmp", result), "sparsity_1x1": zeros}
 
 

@@ -11,9 +11,12 @@ import time
 import numpy as np
 
 
-def compile_model(keras, model, lr, momentum, jit_compile=False, optimizer="sgd"):
+def compile_model(keras, model, lr, momentum, jit_compile=False, optimizer="sgd", decay_steps=None):
     """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9); or Adam (the
-    sequence suite's Transformer and GRU, which SGD trains too slowly for a few epochs)."""
+    sequence suite's Transformer and GRU, which SGD trains too slowly for a few epochs). With
+    `decay_steps`, the learning rate follows a cosine from `lr` to 0 over that many steps."""
+    if decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps)
     if optimizer == "adam":
         optimizer = keras.optimizers.Adam(learning_rate=lr)
     else:

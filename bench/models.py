@@ -8,7 +8,7 @@ import dataclasses
 from typing import Callable
 
 from bench.sequence_models import gru, transformer
-from tfprune.models import lenet5_caffe, lenet_300_100, lstm_a
+from tfprune.models import lenet5_caffe, lenet_300_100, lstm_a, mobilenet_v1, mobilenet_v2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,4 +28,6 @@ MODELS = {
     "lstm_a": ModelSpec(lstm_a),  # bench.lstm (Adam, hidden-state rows)
     "transformer": ModelSpec(transformer),  # bench.sequence
     "gru": ModelSpec(gru),  # bench.sequence
+    "mobilenet_v1": ModelSpec(mobilenet_v1, jit_compile=False),  # bench.cnn
+    "mobilenet_v2": ModelSpec(mobilenet_v2, jit_compile=False),  # bench.cnn
 }

@@ -49,6 +49,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 (bench.cnn)")
+    parser.add_argument("--policy", choices=("xnnpack",), help="tfmot's PruneForLatencyOnXNNPack (bench.cnn)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="where to write the result JSON")
     parser.add_argument("--save-weights", help="also save the stripped weights (.npz, w0, w1, ...)")
@@ -70,10 +72,13 @@ def main(argv=None):
     total_steps = math.ceil(len(arrays["x_train"]) / args.batch_size) * args.epochs
     schedule = gmp_schedule(total_steps, args.final_sparsity, args.end_fraction)
     options = {"block_size": tuple(args.block_size)} if args.block_size else {}
+    if args.policy:
+        options["pruning_policy"] = tfmot.sparsity.keras.PruneForLatencyOnXNNPack()
     pruned = tfmot.sparsity.keras.prune_low_magnitude(
         model, pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(**schedule), **options
     )
-    common.compile_model(tf_keras, pruned, args.lr, args.momentum, optimizer=args.optimizer)
+    common.compile_model(tf_keras, pruned, args.lr, args.momentum, optimizer=args.optimizer,
+                         decay_steps=total_steps if args.cosine else None)  # fmt: skip
     result = common.fit_and_evaluate(
         tf_keras,
         pruned,
@@ -87,6 +92,8 @@ def main(argv=None):
     if args.save_weights:  # for the Keras 3 process to count and export
         np.savez(args.save_weights, **{f"w{i}": w for i, w in enumerate(stripped.get_weights())})
     result["schedule"] = {**schedule, "total_steps": total_steps, **options}
+    if args.policy:
+        result["schedule"]["pruning_policy"] = args.policy
     result["versions"] = {
         "tensorflow": tf.__version__,
         "tf_keras": tf_keras.__version__,

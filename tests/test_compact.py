@@ -278,3 +278,87 @@ class _Subclassed(keras.Model):
 def test_rejects_what_is_not_a_built_model(bad, error, message):
     with pytest.raises(error, match=message):
         compact(bad)
+
+
+def _set_unit_masks(model, dead):
+    """Masks whole filters/channels through the DST thresholds: `{layer: [unit, ...]}`."""
+    for name, units in dead.items():
+        layer = model.get_layer(name)
+        threshold = np.zeros(layer.threshold.shape, "float32")
+        threshold.reshape(-1)[units] = 1e3  # above any |w|: the unit's whole group is masked
+        layer.threshold.assign(threshold)
+
+
+def _randomize_batchnorms(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+
+
+def test_filter_masks_compact_through_batchnorm_residual_add_depthwise_and_concatenate():
+    """Residual channels go only when dead in every input of the Add; a depthwise channel's
+    mask takes the filter that computes it, and Concatenate keeps the offsets."""
+    import tfprune
+
+    x = keras.Input((8, 8, 3))
+    s = layers.ReLU()(layers.BatchNormalization(name="s_bn")(layers.Conv2D(6, 3, padding="same", name="stem")(x)))
+    a = layers.BatchNormalization(name="a_bn")(layers.Conv2D(8, 1, name="a")(s))
+    b = layers.BatchNormalization(name="b_bn")(layers.Conv2D(8, 1, name="b")(layers.ReLU()(a)))
+    r = layers.Add(name="add")([a, b])
+    c = layers.ReLU()(layers.BatchNormalization(name="c_bn")(layers.Conv2D(6, 1, name="c")(s)))
+    d = layers.ReLU()(layers.BatchNormalization(name="d_bn")(layers.DepthwiseConv2D(3, padding="same", name="dw")(c)))
+    y = layers.Concatenate(name="cat")([r, d])
+    model = keras.Model(x, layers.Dense(3, name="out")(layers.GlobalAveragePooling2D()(y)))
+    masked = tfprune.prunable(model, layers=["a", "b", "dw"], granularity="unit")
+    _randomize_batchnorms(masked, np.random.default_rng(2))
+    _set_unit_masks(masked, {"a": [2, 5], "b": [2], "dw": [1, 4]})
+    new_model, report = compact(masked)
+    _assert_same_outputs(masked, new_model, (8, 8, 3))
+    removed = _removed(report)
+    assert removed["a"] == removed["b"] == removed["a_bn"] == [2]  # 5 lives on in b's half of the Add
+    assert removed["dw"] == removed["c"] == removed["c_bn"] == [1, 4]  # the channel takes its filter
+    assert new_model.get_layer("out").kernel.shape == (7 + 4, 3)
+
+
+@pytest.mark.parametrize("build", ["mobilenet_v1", "mobilenet_v2"])
+def test_depthwise_channel_masks_compact_mobilenets(build):
+    """Filter-level DST's grouping (bench.cnn): a masked depthwise channel removes the filter that
+    computes it (through BatchNorm, ReLU6 and the stride-2 zero padding) and the next 1x1 conv's
+    input row; outputs stay the same."""
+    import tfprune
+    from tfprune import models
+
+    model = getattr(models, build)((32, 32, 3), num_classes=4, width=0.25)
+    masked = tfprune.prunable(model, layers=[layers.DepthwiseConv2D], granularity="unit")
+    rng = np.random.default_rng(0)
+    _randomize_batchnorms(masked, rng)
+    dead = {l.name: list(np.flatnonzero(rng.random(l.threshold.shape[0]) < 0.4))
+            for l in masked.layers if isinstance(l, layers.DepthwiseConv2D)}  # fmt: skip
+    _set_unit_masks(masked, dead)
+    new_model, report = compact(masked)
+    _assert_same_outputs(masked, new_model, (32, 32, 3))
+    removed = _removed(report)
+    for name, units in dead.items():
+        assert removed[name] == units, name
+    assert new_model.count_params() < 0.8 * model.count_params()
+
+
+@pytest.mark.parametrize("batchnorm, removed", [(True, []), (False, [3])])
+def test_zero_padding_keeps_a_nonzero_constant_channel(batchnorm, removed):
+    """A dead filter after BatchNorm is a nonzero constant, which zero padding turns into a map
+    whose border differs: the depthwise conv cannot fold it. Without BatchNorm it is 0, which
+    padding keeps, so the channel goes."""
+    import tfprune
+
+    x = keras.Input((8, 8, 3))
+    y = layers.Conv2D(6, 1, use_bias=False, name="pw")(x)
+    if batchnorm:
+        y = layers.BatchNormalization(name="bn")(y)
+    y = layers.DepthwiseConv2D(3, strides=2, name="dw")(layers.ZeroPadding2D(1, name="pad")(y))
+    model = keras.Model(x, layers.Dense(2, name="out")(layers.GlobalAveragePooling2D()(y)))
+    masked = tfprune.prunable(model, layers=["pw"], granularity="unit")
+    _randomize_batchnorms(masked, np.random.default_rng(0))
+    _set_unit_masks(masked, {"pw": [3]})
+    new_model, report = compact(masked)
+    _assert_same_outputs(masked, new_model, (8, 8, 3))
+    assert _removed(report)["pw"] == removed
