@@ -141,6 +141,13 @@ def _key_05(text):
     ((original,),) = _find(r"^  dense 300-100 +([\d,]+) parameters", text, "comparison")
     ((shaped,),) = _find(r"^  DST-shaped \d+-\d+ +([\d,]+) parameters", text, "comparison")
     assert shaped < original, (shaped, original)
+    # Filter DST on the MobileNet: compaction keeps the outputs and removes channel groups; the
+    # policy's file meets XNNPACK's conditions.
+    ((dense_params,),) = _find(r"^dense MobileNetV1-0.25: .* ([\d,]+) parameters$", text, "dense CNN")
+    ((narrow_params, drift),) = _find(rf"^filter DST, compacted: .* ([\d,]+) parameters, max \|output change\| from compaction ({NUMBER})$",
+                                      text, "filter DST")  # fmt: skip
+    assert narrow_params < dense_params and drift < 1e-4, (narrow_params, dense_params, drift)
+    assert _find(r"^XNNPACK sparse inference: qualifies=True", text, "policy verdict")
     assert _find(r"Correct: fc3 is the densest layer at every alpha", text, "exercise")
 
 
