@@ -73,7 +73,8 @@ def explain(tensor, sparse=True):
         return True, f"{block} blocks read by the sparse FULLY_CONNECTED kernel"
     if t.densified:
         if t.reader in CONV_OPS:
-            return False, "conv: TFLite has no sparse conv kernel; DENSIFY expands it at load"
+            return False, ("conv: TFLite's builtin kernels are dense (DENSIFY expands it at load); "
+                           "XNNPACK on ARM runs qualifying 1x1 convs sparse (the report's verdict)")
         if t.dtype == "int8":
             return False, (
                 "int8: only 1x16 blocks run sparse (granularity=(1, 16), no XNNPACK); "
@@ -123,12 +124,17 @@ def _named_layer(tensor, sizes):
     """The innermost layer named in the tensor's scope path.
 
     TF name scopes may append `_<n>` to a layer's name, so a scope `fc1_1` is layer `fc1_1` or
-    `fc1`; when both exist, the one holding a weight of the tensor's size wins.
+    `fc1`; a layer holding a weight of the tensor's size wins, in any of the `;`-joined names of
+    fused operators (a conv's kernel may be named after the ReLU fused into it).
     """
-    scopes = tensor.name.split(";")[0].split("/")
-    for scope in reversed(scopes):
+    names = tensor.name.split(";")  # fused ops (conv, BatchNorm, ReLU) join their names
+    for name in names:  # a layer holding a weight of the tensor's size, in any fused name
+        for scope in reversed(name.split("/")):
+            fitting = [n for n in (re.sub(r"_\d+$", "", scope), scope) if tensor.total_values in sizes.get(n, ())]
+            if fitting:
+                return fitting[0]
+    for scope in reversed(names[0].split("/")):
         candidates = [n for n in (re.sub(r"_\d+$", "", scope), scope) if n in sizes]
         if candidates:
-            fitting = [n for n in candidates if tensor.total_values in sizes[n]]
-            return (fitting or candidates)[0]
+            return candidates[0]
     return None

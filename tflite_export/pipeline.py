@@ -18,6 +18,7 @@ from tflite_export.errors import ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
+from tflite_export.xnnpack import sparse_inference_verdict
 from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
@@ -126,6 +127,7 @@ def export(
             model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
             path=path,
         )  # fmt: skip
+        kernels = layer_kernels(info.tensors, prepared, sparse)
         report = ExportReport(
             path=path,
             size_bytes=len(content),
@@ -136,7 +138,8 @@ def export(
             batch_size=batch_size,
             operators=info.operators,
             tensors=info.tensors,
-            layers=layer_kernels(info.tensors, prepared, sparse),
+            layers=kernels,
+            xnnpack_sparse=sparse_inference_verdict(prepared, kernels, sparse, quantize),
             parity=result,
             latency_ms=form_latency_ms[form],
             dense_latency_ms=dense_latency_ms,

@@ -47,6 +47,11 @@ class ExportReport:
             (a WHILE loop) or `"unrolled"` (`tflite_export.unroll`); None otherwise.
         form_latency_ms: `{form: ms}` of each form converted and timed side by side when both
             were (`recurrent="auto"`); the file is the faster.
+        xnnpack_sparse: for a model with 2-D convolutions, whether the file meets XNNPACK's
+            sparse-inference conditions (`qualifies`, else `reasons`: a 1x1 conv under 2/3 zeros,
+            a layer outside the set, the stem or the head), each 1x1 conv's share of zeros, and
+            whether this CPU can use the sparse kernels (`cpu_can_use`: ARM yes, x86 with AVX
+            no) (`tflite_export.xnnpack`); None otherwise.
         hidden_state: per hidden-state-pruned LSTM, the share of chunks zeroed and of recurrent
             multiply-adds that could be skipped on the verification data, and that the file's
             stock kernels do not skip them (`tflite_export.recurrent`).
@@ -76,6 +81,7 @@ class ExportReport:
     hidden_state: dict = dataclasses.field(default_factory=dict)
     recurrent_form: str | None = None
     form_latency_ms: dict = dataclasses.field(default_factory=dict)
+    xnnpack_sparse: dict | None = None
 
     @property
     def compression(self):
@@ -123,6 +129,11 @@ class ExportReport:
             lines.append(f"  recurrent    {self.recurrent_form}" + (f" (the faster: {timed})" if timed else ""))
         if self.runtime_note:
             lines.append(f"  runtime      {self.runtime_note}")
+        if self.xnnpack_sparse:
+            x = self.xnnpack_sparse
+            verdict = "meets its conditions" if x["qualifies"] else "does not qualify: " + "; ".join(x["reasons"])
+            lines.append(f"  XNNPACK sparse inference: {verdict}")
+            lines.append(f"               CPU: {x['cpu']}")
         if self.compaction:
             before, after = self.compaction["params_before"], self.compaction["params_after"]
             lines.append(f"  compaction   {before:,} -> {after:,} parameters")

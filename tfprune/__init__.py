@@ -7,7 +7,7 @@
 """
 
 from tfprune import kinds  # noqa: F401  fills the registry with every built-in layer kind
-from tfprune import distributed, layers, lstm, registry, surgery
+from tfprune import distributed, layers, lstm, models, policy, registry, surgery
 from tfprune.callbacks import DynamicPrune
 from tfprune.compact import compact
 from tfprune.convert import left_dense, prunable, strip
@@ -20,6 +20,8 @@ __all__ = [
     "layers",
     "left_dense",
     "lstm",
+    "models",
+    "policy",
     "prunable",
     "registry",
     "sparsity_report",
