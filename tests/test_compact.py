@@ -362,3 +362,26 @@ def test_zero_padding_keeps_a_nonzero_constant_channel(batchnorm, removed):
     new_model, report = compact(masked)
     _assert_same_outputs(masked, new_model, (8, 8, 3))
     assert _removed(report)["pw"] == removed
+
+
+def test_a_dead_filter_before_batchnorm_and_a_same_padded_conv_goes_after_dst():
+    """DynamicPrune holds a dead filter's BatchNorm channel at zero output, so the 3x3 'same'
+    conv reading it (which cannot fold a nonzero constant) lets compact remove it."""
+    import tfprune
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 8, 3))
+    y = layers.ReLU()(layers.BatchNormalization(name="bn")(layers.Conv2D(6, 3, padding="same", name="c1")(x)))
+    y = layers.Conv2D(4, 3, padding="same", name="c2")(y)
+    model = keras.Model(x, layers.Dense(2, name="out")(layers.GlobalAveragePooling2D()(y)))
+    masked = tfprune.prunable(model, layers=["c1"], granularity="unit")
+    _randomize_batchnorms(masked, np.random.default_rng(0))
+    _set_unit_masks(masked, {"c1": [1, 4]})
+    masked.get_layer("c1").threshold.trainable = False  # the planted masks stay
+    rng = np.random.default_rng(1)
+    masked.compile("sgd", "mse")
+    masked.fit(rng.normal(size=(32, 8, 8, 3)), rng.normal(size=(32, 2)), epochs=1, verbose=0,
+               callbacks=[tfprune.DynamicPrune(alpha=0.0, reset_check_every=1)])  # fmt: skip
+    new_model, report = compact(masked)
+    _assert_same_outputs(masked, new_model, (8, 8, 3))
+    assert _removed(report)["c1"] == [1, 4]

@@ -9,6 +9,7 @@ from keras import ops
 
 from tfprune import distributed
 from tfprune.controller import SparsityController, check_target
+from tfprune.dead_channels import batchnorm_followers, silence
 from tfprune.guards import check_finite, thresholds_finite
 from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
 
@@ -31,6 +32,10 @@ class DynamicPrune(keras.callbacks.Callback):
     threshold or a masked weight becomes NaN or inf. What the callback carries across batches
     (alpha, the controller's integral term, the reset counts) lives in the layers' weights, so
     `BackupAndRestore` or a `ModelCheckpoint` resumes a run exactly.
+
+    Every `reset_check_every` batches and when training ends, the BatchNormalization channel after
+    a dead unit of a `granularity="unit"` layer is held at zero output (`tfprune.dead_channels`),
+    so that `compact` can remove the unit whatever reads it.
 
     A layer with `min_sparsity` (`prunable(policy="xnnpack")` sets 2/3 on the 1x1 convolutions
     XNNPACK runs sparse) gets a controller of its own that raises its alpha whenever its sparsity
@@ -145,6 +150,7 @@ class DynamicPrune(keras.callbacks.Callback):
         self._groups = None
         self._floors = {}
         self.floor_lifts = {}
+        self._silenced = batchnorm_followers(self.model, self._layers)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -182,11 +188,14 @@ class DynamicPrune(keras.callbacks.Callback):
             self._set_alpha(self._layers, self._alpha_value(self._epoch))
         if reset:
             self._apply_reset_rule()
+        if self._silenced and (batch + 1) % self.reset_check_every == 0:
+            silence(self._silenced)
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:
             logs.update(self.figures())
 
     def on_train_end(self, logs=None):
+        silence(self._silenced)
         for layer, _ in self._floors.values():
             lift = lift_to_floor(layer)
             if lift:
