@@ -218,3 +218,65 @@ def test_dst_lenet_300_100_is_sparse_and_accurate(digits):
     dst_acc = dst.evaluate(digits.x_test, digits.y_test, verbose=0)[1]
     assert tfprune.sparsity_report(dst).sparsity >= 0.80
     assert dst_acc >= dense_acc - 0.02
+
+
+def _mlp_data(n=256):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 16)).astype("float32")
+    return x, (x[:, :4].sum(axis=1) > 0).astype("int32")
+
+
+def test_finetune_epochs_freeze_the_masks_and_train_the_weights():
+    """From the first fine-tuning epoch on, no mask changes at any batch, the penalty is off and
+    the kept weights still move."""
+    from tfprune.layers.base import masked_layers
+
+    keras.utils.set_random_seed(0)
+    model = tfprune.prunable(keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="relu"),
+                                               keras.layers.Dense(2)]))  # fmt: skip
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            layers = masked_layers(self.model)
+            seen.append((self.epoch, [np.array(l.mask()) for l in layers], [l.kernel.numpy().copy() for l in layers],
+                         float(layers[0].alpha.numpy())))  # fmt: skip
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    x, y = _mlp_data()
+    prune = tfprune.DynamicPrune(alpha=5e-2, finetune_epochs=2)
+    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0, callbacks=[prune, Watch()])
+    frozen = [s for s in seen if s[0] >= 3]
+    first_masks = frozen[0][1]
+    assert sum(m.size - m.sum() for m in first_masks) > 0  # there is something to keep masked
+    for _, masks, _, alpha in frozen:
+        assert alpha == 0.0
+        for m, first in zip(masks, first_masks):
+            np.testing.assert_array_equal(m, first)
+    assert not np.array_equal(frozen[0][2][0], frozen[-1][2][0])  # the weights still train
+    assert history.history["masks_frozen"] == [0, 0, 0, 1, 1]
+    assert any(not np.array_equal(a[1][0], b[1][0]) for a, b in zip(seen, seen[1:]) if b[0] < 3)  # DST moved before
+
+
+@pytest.mark.parametrize("kwargs, fit_epochs, message", [
+    ({"finetune_epochs": -1}, 2, "finetune_epochs must be an integer >= 0"),
+    ({"finetune_epochs": 2}, 2, "leaves no epoch of DST"),
+])  # fmt: skip
+def test_finetune_epochs_are_checked(kwargs, fit_epochs, message):
+    model = tfprune.prunable(keras.Sequential([keras.Input((16,)), keras.layers.Dense(2)]))
+    model.compile("sgd", "mse")
+    x, y = _mlp_data(32)
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, np.eye(2)[y], epochs=fit_epochs, verbose=0, callbacks=[tfprune.DynamicPrune(**kwargs)])
+
+
+def test_finetune_needs_weight_masks():
+    model = tfprune.prunable(keras.Sequential([keras.Input((16,)), keras.layers.Dense(2)]), granularity="unit")
+    model.compile("sgd", "mse")
+    x, y = _mlp_data(32)
+    with pytest.raises(ValueError, match="finetune_epochs freezes weight masks"):
+        model.fit(x, np.eye(2)[y], epochs=2, verbose=0, callbacks=[tfprune.DynamicPrune(finetune_epochs=1)])

@@ -10,6 +10,7 @@ from keras import ops
 from tfprune import distributed
 from tfprune.controller import SparsityController, check_target
 from tfprune.dead_channels import batchnorm_followers, silence
+from tfprune.freeze import FrozenMasks
 from tfprune.guards import check_finite, thresholds_finite
 from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
 
@@ -60,6 +61,9 @@ class DynamicPrune(keras.callbacks.Callback):
         layer_targets: `{layer_name: sparsity}` for layers steered to their own target (e.g.
             keep the first and last layers denser); the other layers share `target_sparsity`.
         control_every: steps between two alpha updates of the controller.
+        finetune_epochs: the last epochs of `fit` train with the masks frozen: thresholds fixed,
+            penalty off, reset rule and controllers off, the weights still training
+            (`tfprune.freeze`); `logs["masks_frozen"]` is 1 then. Weight granularity only.
 
     Raises:
         ValueError: alpha < 0 or not finite, reset_fraction outside (0, 1], a target outside
@@ -84,6 +88,7 @@ class DynamicPrune(keras.callbacks.Callback):
         target_sparsity=None,
         layer_targets=None,
         control_every=20,
+        finetune_epochs=0,
     ):
         super().__init__()
         if (target_sparsity is not None or layer_targets) and not _is_real(alpha):
@@ -124,6 +129,11 @@ class DynamicPrune(keras.callbacks.Callback):
         for name, value in checks:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if not isinstance(finetune_epochs, int) or isinstance(finetune_epochs, bool) or finetune_epochs < 0:
+            raise ValueError(
+                f"finetune_epochs must be an integer >= 0. Received: finetune_epochs={finetune_epochs!r}"
+            )
+        self.finetune_epochs = finetune_epochs
         self.target_sparsity = target_sparsity
         self.layer_targets = dict(layer_targets or {})
         self.control_every = control_every
@@ -151,6 +161,13 @@ class DynamicPrune(keras.callbacks.Callback):
         self._floors = {}
         self.floor_lifts = {}
         self._silenced = batchnorm_followers(self.model, self._layers)
+        self._frozen = None
+        epochs = self.params.get("epochs") if self.params else None
+        if self.finetune_epochs and epochs is not None and self.finetune_epochs >= epochs:
+            raise ValueError(
+                f"finetune_epochs={self.finetune_epochs} leaves no epoch of DST in a fit of "
+                f"{epochs} epochs: make it smaller than epochs."
+            )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -162,11 +179,22 @@ class DynamicPrune(keras.callbacks.Callback):
                 layer.name: (layer, self._controller([layer], min(layer.min_sparsity + FLOOR_MARGIN, 0.999), floor=True))
                 for layer in self._layers if layer.min_sparsity
             }  # fmt: skip
+        epochs = self.params.get("epochs") or 0
+        if self.finetune_epochs and epoch >= epochs - self.finetune_epochs:
+            if self._frozen is None:
+                self._lift_floors()  # before the masks freeze, so that the frozen ones meet them
+                self._frozen = FrozenMasks(self._layers)
+            self._set_alpha(self._layers, 0.0)
+            return
         if not self._groups:
             self._set_alpha(self._layers, self._alpha_value(epoch))
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
+        if self._frozen is not None:
+            self.model  # noqa: B018  (JAX: this batch's weights, as below)
+            self._frozen.hold()
+            return
         # Under JAX, fit trains on its own copies of the variables and writes them back only
         # when an epoch ends or a callback reads `self.model` (Keras' jax_state_sync): reading
         # it here makes the checks see this batch's weights, and what this method assigns the
@@ -196,14 +224,17 @@ class DynamicPrune(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         silence(self._silenced)
-        for layer, _ in self._floors.values():
-            lift = lift_to_floor(layer)
-            if lift:
-                self.floor_lifts[layer.name] = lift
-        if self.floor_lifts:
+        self._lift_floors()
+
+    def _lift_floors(self):
+        """Lifts the layers still under their floor; warns with what it did."""
+        lifted = {layer.name: lift_to_floor(layer) for layer, _ in self._floors.values()}
+        lifted = {name: lift for name, lift in lifted.items() if lift}
+        self.floor_lifts.update(lifted)
+        if lifted:
             warnings.warn(
-                "DynamicPrune ended with layers under their min_sparsity; their thresholds were "
-                f"raised to meet it: {self.floor_lifts}. Train longer or start from a larger alpha "
+                "DynamicPrune ended DST with layers under their min_sparsity; their thresholds were "
+                f"raised to meet it: {lifted}. Train longer or start from a larger alpha "
                 "to let training reach the floor itself.",
                 stacklevel=2,
             )
@@ -228,6 +259,7 @@ class DynamicPrune(keras.callbacks.Callback):
             figures.update(layer.pruning_logs())
         figures["sparsity"] = sparsity_of(self._layers)
         figures["threshold_resets"] = int(sum(_read(l.threshold_resets) for l in self._layers))
+        figures["masks_frozen"] = int(self._frozen is not None)
         shared = self._groups.get(None, ([], None))[1]
         figures["alpha"] = shared.alpha if shared else _read(self._layers[-1].alpha)
         for name in self.layer_targets:
