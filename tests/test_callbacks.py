@@ -280,3 +280,26 @@ def test_finetune_needs_weight_masks():
     x, y = _mlp_data(32)
     with pytest.raises(ValueError, match="finetune_epochs freezes weight masks"):
         model.fit(x, np.eye(2)[y], epochs=2, verbose=0, callbacks=[tfprune.DynamicPrune(finetune_epochs=1)])
+
+
+@pytest.mark.parametrize("reset_until, resets", [(1.0, 16), (0.5, 8)])
+def test_reset_rule_never_fires_after_reset_until(digits, reset_until, resets):
+    """A layer collapsed again after every batch: the rule fires at every check up to its
+    promised share of training, and never after."""
+    model = _masked_mlp()
+    layer = model.layers[1]
+
+    class Collapse(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            layer.threshold.assign(np.full(300, 5.0, "float32"))
+
+    history = model.fit(
+        digits.x_train[:128], digits.y_train[:128], epochs=2, batch_size=16, shuffle=False, verbose=0,
+        callbacks=[Collapse(), tfprune.DynamicPrune(alpha=0.0, reset_check_every=1, reset_until=reset_until)],
+    )  # fmt: skip
+    assert history.history["threshold_resets"][-1] == resets
+
+
+def test_reset_until_is_checked():
+    with pytest.raises(ValueError, match="reset_until must be in"):
+        tfprune.DynamicPrune(reset_until=0)

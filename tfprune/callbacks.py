@@ -61,6 +61,9 @@ class DynamicPrune(keras.callbacks.Callback):
         layer_targets: `{layer_name: sparsity}` for layers steered to their own target (e.g.
             keep the first and last layers denser); the other layers share `target_sparsity`.
         control_every: steps between two alpha updates of the controller.
+        reset_until: the share of training (0..1] after which the reset rule no longer fires
+            (default 1.0: the paper's rule, to the end). A reset late in training regrows a
+            collapsed layer with no time left to prune it again.
         finetune_epochs: the last epochs of `fit` train with the masks frozen: thresholds fixed,
             penalty off, reset rule and controllers off, the weights still training
             (`tfprune.freeze`); `logs["masks_frozen"]` is 1 then. Weight granularity only.
@@ -89,6 +92,7 @@ class DynamicPrune(keras.callbacks.Callback):
         layer_targets=None,
         control_every=20,
         finetune_epochs=0,
+        reset_until=1.0,
     ):
         super().__init__()
         if (target_sparsity is not None or layer_targets) and not _is_real(alpha):
@@ -134,6 +138,12 @@ class DynamicPrune(keras.callbacks.Callback):
                 f"finetune_epochs must be an integer >= 0. Received: finetune_epochs={finetune_epochs!r}"
             )
         self.finetune_epochs = finetune_epochs
+        if not (_is_real(reset_until) and 0 < reset_until <= 1):
+            raise ValueError(
+                "reset_until must be in (0, 1]: the share of training after which the reset rule "
+                f"no longer fires. Received: reset_until={reset_until!r}"
+            )
+        self.reset_until = reset_until
         self.target_sparsity = target_sparsity
         self.layer_targets = dict(layer_targets or {})
         self.control_every = control_every
@@ -206,6 +216,7 @@ class DynamicPrune(keras.callbacks.Callback):
             self.reset_fraction is not None
             and self._resettable
             and (batch + 1) % self.reset_check_every == 0
+            and self._progress(batch) <= self.reset_until
         )
         suspect = (loss is not None and not math.isfinite(loss)) or not thresholds_finite(self._layers)
         if suspect or control or reset:
@@ -317,9 +328,13 @@ class DynamicPrune(keras.callbacks.Callback):
         # A floor starts no weaker than the default: a tiny shared alpha must not stall it.
         return SparsityController(target, max(start, DEFAULT_ALPHA) if floor else start)
 
-    def _control(self, batch):
+    def _progress(self, batch):
+        """The share of training done after `batch` of the current epoch."""
         steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
-        progress = (self._epoch * steps + batch + 1) / (epochs * steps)
+        return (self._epoch * steps + batch + 1) / (epochs * steps)
+
+    def _control(self, batch):
+        progress = self._progress(batch)
         for layers, controller in self._groups.values():
             self._set_alpha(layers, controller.update(progress, target_sparsity_of(layers)))
             for layer in layers:
