@@ -295,11 +295,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smoke test: 512/256 images, 1 epoch")
     parser.add_argument("--out", type=Path, help="JSONL results (default bench/out/cnn-<model>[-quick].jsonl)")
     args = parser.parse_args(argv)
-    args.targets = [float(t) for t in args.targets.split(",")]
-    args.only = args.only.split(",") if args.only else None
-    for part in args.only or ():
-        if part not in PARTS:
-            parser.error(f"--only takes {', '.join(PARTS)}. Received: {part}")
+    common.parse_lists(parser, args, PARTS, zero_ok=False)
     args.epochs = args.epochs or (1 if args.quick else 8)
     args.finetune = args.finetune if args.finetune is not None else (0 if args.quick else 2)
     args.train_size = args.train_size or (512 if args.quick else 10000)

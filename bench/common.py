@@ -116,3 +116,16 @@ def argument_parser(module, doc):
         prog=f"python -m {module}", description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+
+
+def parse_lists(parser, args, parts=None, zero_ok=True):
+    """Turns the comma-separated `--targets` (shares in [0, 1), or (0, 1) without `zero_ok`) and
+    `--only` (names in `parts`) into lists, stopping with the parser's error on a bad item."""
+    args.targets = [float(t) for t in args.targets.split(",")]
+    args.only = args.only.split(",") if args.only else None
+    for part in args.only or ():
+        if parts is not None and part not in parts:
+            parser.error(f"--only takes {', '.join(parts)}. Received: {part}")
+    for target in args.targets:
+        if not (0 <= target < 1 if zero_ok else 0 < target < 1):
+            parser.error(f"targets must be in {'[0' if zero_ok else '(0'}, 1). Received: {target}")

@@ -39,12 +39,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smoke test: 2000/500 images, 1 epoch")
     parser.add_argument("--out", type=Path, help="JSONL results (default bench/out/lstm[-quick].jsonl)")
     args = parser.parse_args(argv)
-    args.targets = [float(t) for t in args.targets.split(",")]
-    args.only = args.only.split(",") if args.only else None
+    common.parse_lists(parser, args)
     args.rounds = [int(r) for r in args.rounds.split(",")]
-    for target in args.targets:
-        if not 0 <= target < 1:
-            parser.error(f"targets must be in [0, 1). Received: {target}")
     args.epochs = args.epochs or (1 if args.quick else 10)
     args.finetune_epochs = args.finetune_epochs or 1
     name = "lstm-quick" if args.quick else "lstm"

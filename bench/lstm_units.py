@@ -184,14 +184,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smoke test: 2000/500 images, 1 epoch")
     parser.add_argument("--out", type=Path, help="JSONL results (default bench/out/lstm_units[-quick].jsonl)")
     args = parser.parse_args(argv)
-    args.targets = [float(t) for t in args.targets.split(",")]
-    args.only = args.only.split(",") if args.only else None
-    for part in args.only or ():
-        if part not in PARTS:
-            parser.error(f"--only takes {', '.join(PARTS)}. Received: {part}")
-    for target in args.targets:
-        if not 0 < target < 1:
-            parser.error(f"targets must be in (0, 1). Received: {target}")
+    common.parse_lists(parser, args, PARTS, zero_ok=False)
     args.epochs = args.epochs or (1 if args.quick else 20)
     args.finetune_epochs = 0
     args.out = args.out or OUT_DIR / ("lstm_units-quick.jsonl" if args.quick else "lstm_units.jsonl")
