@@ -163,7 +163,7 @@ LENET_300 = lambda: lenet_300_100((8, 8), 10)  # noqa: E731
         (LENET_300, 0.1, None, "fc1", "below the converter's 30%"),
         (LENET_300, 0.0, None, "fc1", "dense (no zeros)"),
         (LENET_300, 0.9, "dynamic", "fc1", "int8: only 1x16 blocks"),
-        (lambda: lenet5_caffe((16, 16), 10), 0.9, None, "conv2", "conv: TFLite has no sparse conv"),
+        (lambda: lenet5_caffe((16, 16), 10), 0.9, None, "conv2", "conv: TFLite's builtin kernels are dense"),
     ],
 )
 def test_each_layer_says_why_it_runs_dense(build, share, quantize, layer, expected):
