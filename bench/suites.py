@@ -69,12 +69,22 @@ TIMING_ROWS = (
     Experiment("dst", {"alpha": PAPER_ALPHAS[0]}),
     Experiment("gmp", match="dst"),
 )
+# Issue #13: does a fine-tuning phase with frozen masks (the last 4 of 20 epochs) close the gap
+# to GMP at the paper's alpha, and does stopping the reset rule at half of training make the
+# ratio of a high alpha predictable?
+FINETUNE_ROWS = (
+    Experiment("dst", {"alpha": PAPER_ALPHAS[0]}),
+    Experiment("dst", {"alpha": PAPER_ALPHAS[0], "finetune_epochs": 4}),
+    Experiment("dst", {"alpha": PAPER_ALPHAS[2], "reset_until": 0.5}),
+    Experiment("gmp", match="dst"),
+)
 SUITES = {
     "lenet300": Suite("lenet300", PAPER_ROWS),
     "lenet5": Suite("lenet5", PAPER_ROWS),
     "timing300": Suite("lenet300", TIMING_ROWS),
     "timing5": Suite("lenet5", TIMING_ROWS),
     "blocks": Suite("lenet300", BLOCK_ROWS, export=True),
+    "finetune300": Suite("lenet300", FINETUNE_ROWS),
 }
 
 
