@@ -54,7 +54,7 @@ def test_a_conv_under_two_thirds_zeros_is_named(tmp_path):
     report = _export(_policy_model(share=0.5), tmp_path)
     verdict = report.xnnpack_sparse
     assert not verdict["qualifies"] and not verdict["runs_sparse_here"]
-    assert any("'pw1' is" in r and "below the 2/3" in r for r in verdict["reasons"])
+    assert any("'pw1' is" in r and "below the 2/3" in r and "compact=False" in r for r in verdict["reasons"])
 
 
 def test_dense_storage_and_quantization_are_reasons(tmp_path):

@@ -139,7 +139,7 @@ def export(
             operators=info.operators,
             tensors=info.tensors,
             layers=kernels,
-            xnnpack_sparse=sparse_inference_verdict(prepared, kernels, sparse, quantize),
+            xnnpack_sparse=sparse_inference_verdict(prepared, kernels, sparse, quantize, compaction is not None),
             parity=result,
             latency_ms=form_latency_ms[form],
             dense_latency_ms=dense_latency_ms,

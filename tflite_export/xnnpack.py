@@ -14,7 +14,7 @@ import keras
 from tfprune.policy import MIN_SPARSITY, PolicyError, xnnpack_subgraph
 
 
-def sparse_inference_verdict(model, kernels, sparse, quantize):
+def sparse_inference_verdict(model, kernels, sparse, quantize, compacted=False):
     """`{"qualifies", "reasons", "layers", "cpu", "cpu_can_use", "runs_sparse_here"}` for a
     convolutional `model` as converted, or None for a model without 2-D convolutions.
 
@@ -23,6 +23,8 @@ def sparse_inference_verdict(model, kernels, sparse, quantize):
         kernels: the report's `LayerKernel`s (how the file stores each weight tensor).
         sparse: whether sparse encoding was requested.
         quantize: the export's quantization (XNNPACK's sparse kernels are float only).
+        compacted: whether `compact` ran before conversion (it removes all-zero rows and
+            columns, which lowers a kernel's share of zeros).
     """
     if not any(isinstance(l, keras.layers.Conv2D) for l in model._flatten_layers(include_self=False)):
         return None
@@ -41,7 +43,9 @@ def sparse_inference_verdict(model, kernels, sparse, quantize):
         kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
         layers[name] = float((kernel == 0).mean())
         if layers[name] < MIN_SPARSITY:
-            reasons.append(f"'{name}' is {layers[name]:.1%} zeros, below the 2/3 XNNPACK needs")
+            hint = (" (compaction removed its all-zero rows and columns: export with compact=False "
+                    "to keep them, or prune it further)") if compacted else ""
+            reasons.append(f"'{name}' is {layers[name]:.1%} zeros, below the 2/3 XNNPACK needs{hint}")
         elif sparse and stored.get(name, "dense") == "dense":
             reasons.append(f"'{name}' is stored dense by the converter")
     cpu, can_use = _cpu()
