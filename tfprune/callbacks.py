@@ -201,15 +201,14 @@ class DynamicPrune(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
-        if self._frozen is not None:
-            self.model  # noqa: B018  (JAX: this batch's weights, as below)
-            self._frozen.hold()
-            return
         # Under JAX, fit trains on its own copies of the variables and writes them back only
         # when an epoch ends or a callback reads `self.model` (Keras' jax_state_sync): reading
         # it here makes the checks see this batch's weights, and what this method assigns the
         # state the next step trains from. Elsewhere it is a plain attribute.
         self.model  # noqa: B018
+        if self._frozen is not None:
+            self._frozen.hold()
+            return
         loss = (logs or {}).get("loss")
         control = (self._groups or self._floors) and batch % self.control_every == 0
         reset = (
@@ -320,7 +319,7 @@ class DynamicPrune(keras.callbacks.Callback):
 
     def _controller(self, layers, target, floor=False):
         """A controller for `layers`, resuming the state their weights carry (if alpha ran)."""
-        holder = next((l for l in layers if not l.min_sparsity or len(layers) == 1), layers[0])
+        holder = next((l for l in layers if not l.min_sparsity), layers[0])  # floors keep their own
         alpha = _read(holder.alpha)
         if alpha > 0:  # a checkpoint or an earlier fit: continue where it stopped
             return SparsityController(target, alpha, integral=_read(holder.alpha_integral))

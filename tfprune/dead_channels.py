@@ -19,8 +19,8 @@ def batchnorm_followers(model, layers):
     """`[(masked layer, BatchNormalization)]`: each `granularity="unit"` layer among `layers` whose
     output feeds only a BatchNormalization over its channel (last) axis."""
     transposed = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
-    by_name = {layer.name: layer for layer in layers
-               if getattr(layer, "granularity", None) == "unit" and not isinstance(layer, transposed)}  # fmt: skip
+    units = {id(layer) for layer in layers
+             if getattr(layer, "granularity", None) == "unit" and not isinstance(layer, transposed)}  # fmt: skip
     pairs = []
     for layer in model._flatten_layers(include_self=False):
         if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
@@ -28,7 +28,7 @@ def batchnorm_followers(model, layers):
         if layer.axis not in (-1, len(layer.input.shape) - 1):
             continue
         source = layer.input._keras_history.operation
-        if source.name in by_name and by_name[source.name] is source and len(source._outbound_nodes) == 1:
+        if id(source) in units and len(source._outbound_nodes) == 1:
             pairs.append((source, layer))
     return pairs
 

@@ -52,7 +52,7 @@ def xnnpack_subgraph(model):
             cannot run in its sparse (CHW) layout.
     """
     order = {layer.name: i for i, layer in enumerate(model.layers)}
-    consumers, producers = _edges(model)
+    consumers = _consumers(model)
     stem = _find_stem(model, consumers)
     seen, ends, convs, broken = {stem.name}, [], [], []
     stack = list(consumers[stem.name])
@@ -68,7 +68,7 @@ def xnnpack_subgraph(model):
             broken.append((layer, "a spatial mean ends the sparse subgraph only kept 4-D",
                            "use GlobalAveragePooling2D(keepdims=True) followed by Flatten()"))
             continue
-        problem = _unsupported(layer, producers, consumers)
+        problem = _unsupported(layer, consumers)
         if problem:
             broken.append((layer, *problem))
             continue
@@ -94,21 +94,18 @@ def xnnpack_subgraph(model):
     return SparseSubgraph(stem.name, tuple(sorted(ends, key=order.get)), tuple(sorted(convs, key=order.get)))
 
 
-def _edges(model):
-    """`{layer name: consumer layers}` and `{layer name: producer layers}` of a built model."""
+def _consumers(model):
+    """`{layer name: the layers reading its output}` of a built model."""
     if not model.built or not hasattr(model, "inputs") or model.inputs is None:
         raise PolicyError(
             f"Model '{model.name}' is not a built Sequential or functional model: the policy "
             "reads its graph. Build it (call it on data or give it an Input) first."
         )
     consumers = {layer.name: [] for layer in model.layers}
-    producers = {layer.name: [] for layer in model.layers}
     for layer in model.layers:
         for tensor in keras.tree.flatten(layer.input) if not isinstance(layer, keras.layers.InputLayer) else ():
-            source = tensor._keras_history.operation
-            producers[layer.name].append(source)
-            consumers.setdefault(source.name, []).append(layer)
-    return consumers, producers
+            consumers.setdefault(tensor._keras_history.operation.name, []).append(layer)
+    return consumers
 
 
 def _find_stem(model, consumers):
@@ -163,7 +160,7 @@ def _is_pointwise(layer):
     return isinstance(layer, keras.layers.Conv2D) and tuple(layer.kernel_size) == (1, 1)
 
 
-def _unsupported(layer, producers, consumers):
+def _unsupported(layer, consumers):
     """`(why, fix)` when XNNPACK cannot run `layer` inside its sparse subgraph, else None."""
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         k, s = tuple(layer.kernel_size), tuple(layer.strides)
@@ -207,9 +204,8 @@ def _activation_problem(layer):
 
 
 def _describe(layer):
-    parts = [type(layer).__name__]
-    if hasattr(layer, "kernel_size"):
-        parts.append("x".join(map(str, layer.kernel_size)))
-        parts.append(f"stride {layer.strides[0]}")
-        parts.append(f"padding '{layer.padding}'")
-    return " ".join(parts[:2]) + (", " + ", ".join(parts[2:]) if len(parts) > 2 else "")
+    name = type(layer).__name__
+    if not hasattr(layer, "kernel_size"):
+        return name
+    size = "x".join(map(str, layer.kernel_size))
+    return f"{name} {size}, stride {layer.strides[0]}, padding '{layer.padding}'"
