@@ -3,12 +3,14 @@
     python -m bench.lstm_forms --models units-0.75-ft5=bench/out/lstm_units-models/units-0.75-ft5.keras \
         --out bench/out/lstm_forms.jsonl
 
-Each trained `.keras` model is exported with `tflite_export.export` at batch 1 in both forms of
-its LSTMs (`recurrent="loop"`, a WHILE loop, and `"unrolled"`); the default export
-(`recurrent="auto"`) writes whichever of the two runs faster, as this table picks. The reference
-is the dense LSTM-a (two LSTM(128), Dense(10)) in its faster form (the loop); a dense file's time depends on its shapes, not on its values, so it
-is built from the seed when no trained dense model is given (`--dense`). Each model's two files
-are then timed in one process beside the dense file, alternating rounds
+Each trained `.keras` model is exported with `tflite_export.export` at batch 1 in each form of
+its LSTMs (`recurrent="loop"`, a WHILE loop; `"unrolled"`; `"fused"`, one
+UNIDIRECTIONAL_SEQUENCE_LSTM per LSTM), each with parity; the default export (`recurrent="auto"`)
+writes the fastest, as this table picks. The reference is the dense LSTM-a (two LSTM(128),
+Dense(10)) in its fastest form, found by timing its three forms side by side first. A dense
+file's time depends on its shapes, not on its values, so it is built from the seed when no
+trained dense model is given (`--dense`), as are the `--widths` models. Each model's files are
+then timed in one process beside the dense reference, alternating rounds
 (`tflite_export.timing.median_latency_us`: 7 rounds of 300 batch-1 invocations, one thread).
 One JSON line per run of this script.
 """
@@ -22,6 +24,8 @@ from tqdm import tqdm
 
 from bench import common, OUT_DIR
 from bench.records import append_record
+
+FORMS = ("loop", "unrolled", "fused")
 
 
 def parse_args(argv):
@@ -57,7 +61,7 @@ def main(argv=None):
                 widths = [int(w) for w in name.removeprefix("dense-").split("x")]
                 model = build(args.seed, widths)
             row = {"source": path or f"built from seed {args.seed}"}
-            for form in ("loop", "unrolled"):
+            for form in FORMS:
                 out = Path(work) / f"{name}-{form}.tflite"
                 report = tflite_export.export(model, out, batch_size=1, verify_data=x, recurrent=form, latency_runs=20)
                 row[form] = {"size_bytes": report.size_bytes, "params": report.params,
@@ -65,16 +69,25 @@ def main(argv=None):
                 files.append(((name, form), out.read_bytes()))
             rows[name] = row
     files = dict(files)
-    dense = files[("dense-128x128", "loop")]
+    reference = rows.pop("dense-128x128")
+    best, reference["rounds_us"] = median_latency_us(
+        [files[("dense-128x128", form)] for form in FORMS], [x[:1]], rounds=args.rounds, runs=args.runs
+    )
+    for form, us in zip(FORMS, best):
+        reference[form]["latency_us"] = us
+    reference["chosen"] = min(FORMS, key=lambda form: reference[form]["latency_us"])
+    dense = files[("dense-128x128", reference["chosen"])]
     for name, row in tqdm(rows.items(), desc="time", unit="model"):
-        # Three files at a time (dense reference, this model's two forms): many interpreters
-        # in one round disturb each other's caches.
-        trio = [dense, files[(name, "loop")], files[(name, "unrolled")]]
-        best, rounds = median_latency_us(trio, [x[:1]], rounds=args.rounds, runs=args.runs)
-        row["dense_us"], row["loop"]["latency_us"], row["unrolled"]["latency_us"] = best
-        row["rounds_us"] = rounds
-        row["chosen"] = "loop" if best[1] <= best[2] else "unrolled"
+        # A few files at a time (the dense reference in its fastest form, this model's forms):
+        # many interpreters in one round disturb each other's caches.
+        group = [dense, *(files[(name, form)] for form in FORMS)]
+        best, rounds = median_latency_us(group, [x[:1]], rounds=args.rounds, runs=args.runs)
+        row["dense_us"], row["rounds_us"] = best[0], rounds
+        for form, us in zip(FORMS, best[1:]):
+            row[form]["latency_us"] = us
+        row["chosen"] = min(FORMS, key=lambda form: row[form]["latency_us"])
         row["speedup_vs_dense"] = best[0] / min(best[1:])
+    rows = {"dense-128x128": reference, **rows}
     record = {"suite": "lstm_forms", "status": "ok", "rounds": args.rounds, "runs": args.runs,
               "seed": args.seed, "rows": rows, "versions": {"keras": keras.__version__}}  # fmt: skip
     append_record(args.out, record)
@@ -83,15 +96,16 @@ def main(argv=None):
 
 
 def table(record):
-    """Markdown: per model, both forms' latency, the one the default export keeps, the speed-up."""
+    """Markdown: per model, each form's latency, the one the default export keeps, the speed-up."""
     lines = [
-        "| model | as a loop (us) | unrolled (us) | default export | dense 128x128 beside it (us) | speed-up |",
-        "|---|---:|---:|---|---:|---:|",
+        "| model | as a loop (us) | unrolled (us) | fused (us) | default export | dense 128x128 beside it (us) | speed-up |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for name, row in record["rows"].items():
+        dense = row.get("dense_us", row[row["chosen"]]["latency_us"])
         lines.append(
-            f"| {name} | {row['loop']['latency_us']:.1f} | {row['unrolled']['latency_us']:.1f} | "
-            f"{row['chosen']} | {row['dense_us']:.1f} | {row['speedup_vs_dense']:.2f}x |"
+            f"| {name} | " + " | ".join(f"{row[form]['latency_us']:.1f}" for form in FORMS)
+            + f" | {row['chosen']} | {dense:.1f} | {row.get('speedup_vs_dense', 1.0):.2f}x |"
         )
     return "\n".join(lines)
 

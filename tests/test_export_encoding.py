@@ -47,7 +47,7 @@ def test_default_export_of_ordinary_lstms_passes_parity(tmp_path, features, unit
     assert report.parity.passed
     if features == 1:  # the 1-wide input kernel is the tensor the converter gets wrong
         assert report.reencoded and report.reencoded[0]["shape"][-1] == 1
-    lstm_tensors = [t for t in report.tensors if "lstm" in t.name]
+    lstm_tensors = [t for t, k in zip(report.tensors, report.layers) if k.layer == "lstm"]
     assert lstm_tensors and all(t.encoding for t in lstm_tensors)
     for tensor in lstm_tensors:  # every block-encoded LSTM tensor is on TFLite's grid
         if tensor.block_shape:
@@ -97,3 +97,18 @@ def test_hidden_state_figures_leave_an_unmasked_models_counters_alone(tmp_path):
     report = tflite_export.export(plain, tmp_path / "m.tflite", compact=False, verify_data=x[:16])
     assert report.hidden_state["lstm"]["hidden_sparsity"] > 0
     np.testing.assert_array_equal(plain.get_layer("lstm").cell.kept_steps.numpy(), before)
+
+
+@pytest.mark.parametrize("features, units, quantize", [(1, 123, None), (3, 30, "dynamic"), (28, 123, "dynamic")])
+def test_fused_export_of_ordinary_lstms_passes_parity_and_names_each_gate(tmp_path, features, units, quantize):
+    model, x = _pruned_lstm(features, units, hidden_state=False)
+    report = tflite_export.export(
+        model, tmp_path / "m.tflite", quantize=quantize, verify_data=x[:16], recurrent="fused"
+    )
+    assert report.parity.passed and report.operators["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
+    gates = [k for k in report.layers if k.op == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    # a (units, 1) input gate has one long axis and is no kernel: only the recurrent gates remain
+    assert len(gates) == (4 if features == 1 else 8) and {k.layer for k in gates} == {"lstm"}
+    assert all(k.encoding == "dense" and "no sparse weights" in k.reason for k in gates)
+    text = str(report)
+    assert all(k.tensor[-40:] in text for k in gates)

@@ -1,4 +1,5 @@
-"""Recurrent layers exported as a loop or unrolled: both compute the model, auto keeps the faster."""
+"""Recurrent layers exported as a loop, unrolled or fused: each computes the model, auto keeps the
+fastest."""
 
 import numpy as np
 import pytest
@@ -23,32 +24,35 @@ def _x(steps=6):
     return np.random.default_rng(1).normal(size=(8, steps, 5)).astype("float32")
 
 
-@pytest.mark.parametrize("form", ["loop", "unrolled"])
+@pytest.mark.parametrize("form", ["loop", "unrolled", "fused"])
 def test_each_form_passes_parity_and_is_what_the_file_holds(tmp_path, form):
     report = tflite_export.export(_stacked(), tmp_path / "m.tflite", verify_data=_x(), recurrent=form)
     assert report.parity.passed and report.recurrent_form == form and report.form_latency_ms == {}
     assert ("WHILE" in report.operators) == (form == "loop"), report.operators
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in report.operators) == (form == "fused"), report.operators
     assert f"recurrent    {form}" in str(report)
 
 
-@pytest.mark.parametrize("faster", ["loop", "unrolled"])
-def test_auto_times_both_forms_and_writes_the_faster(tmp_path, monkeypatch, faster):
+@pytest.mark.parametrize("fastest", ["loop", "unrolled", "fused"])
+def test_auto_times_every_form_and_writes_the_fastest(tmp_path, monkeypatch, fastest):
     calls = []
+    files = {"loop": [300.0, 350.0], "unrolled": [300.0, 350.0], "fused": [300.0, 350.0]}
+    files[fastest] = [100.0, 150.0]
 
     def timer(models, inputs, **options):
-        calls.append(len(models))
-        # files in order: loop, its dense encoding, unrolled, its dense encoding
-        us = {"loop": [100.0, 150.0, 300.0, 350.0], "unrolled": [300.0, 350.0, 100.0, 200.0]}[faster]
-        return us[: len(models)], [us[: len(models)]]
+        calls.append(len(models))  # in order: each form's file, then its dense encoding
+        us = [t for form in ("loop", "unrolled", "fused") for t in files[form]]
+        return us, [us]
 
     monkeypatch.setattr(pipeline, "median_latency_us", timer)
     path = tmp_path / "m.tflite"
     report = tflite_export.export(_stacked(), path, verify_data=_x())
-    assert calls == [4] and report.recurrent_form == faster
-    assert report.form_latency_ms == ({"loop": 0.1, "unrolled": 0.3} if faster == "loop" else {"loop": 0.3, "unrolled": 0.1})
-    assert report.latency_ms == 0.1 and report.dense_latency_ms == (0.15 if faster == "loop" else 0.2)
-    assert ("WHILE" in report.operators) == (faster == "loop") and report.parity.passed
-    assert report.sha256 and path.read_bytes() and "(the faster: loop" in str(report)
+    assert calls == [6] and report.recurrent_form == fastest
+    assert report.form_latency_ms == {form: us[0] / 1000 for form, us in files.items()}
+    assert report.latency_ms == 0.1 and report.dense_latency_ms == 0.15
+    assert ("WHILE" in report.operators) == (fastest == "loop") and report.parity.passed
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in report.operators) == (fastest == "fused")
+    assert report.sha256 and path.read_bytes() and "(the fastest: loop" in str(report)
 
 
 def test_auto_converts_only_the_loop_when_steps_are_not_fixed(tmp_path):

@@ -64,8 +64,9 @@ def build_parser():
     parser.add_argument("--no-compact", action="store_true", help="keep dead units")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed invocations")
     parser.add_argument(
-        "--recurrent", choices=("auto", "loop", "unrolled"), default="auto",
-        help="recurrent layers as a WHILE loop, unrolled, or auto: both timed, the faster kept",
+        "--recurrent", choices=("auto", "loop", "unrolled", "fused"), default="auto",
+        help="recurrent layers as a WHILE loop, unrolled, fused (one TFLite LSTM operator per "
+        "LSTM), or auto: every form the model allows timed, the fastest that passes parity kept",
     )  # fmt: skip
     return parser
 

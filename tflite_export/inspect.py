@@ -45,6 +45,9 @@ class TensorInfo:
         densified: True when a DENSIFY op expands the tensor at load time (no sparse kernel).
         reader: the operator that computes with the tensor (after DENSIFY, if any), e.g.
             `"FULLY_CONNECTED"`; None if no operator reads it.
+        reader_names: the names of that operator's outputs, then of its inputs from the last,
+            which carry the layer path when the tensor's own name does not (a fused LSTM's
+            gate weights are unnamed constants; its state inputs are named after the layer).
     """
 
     name: str
@@ -58,6 +61,7 @@ class TensorInfo:
     nbytes: int
     densified: bool
     reader: str | None
+    reader_names: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -92,15 +96,17 @@ def read_flatbuffer(content):
             if name == "DENSIFY":
                 densified[int(op.inputs[0])] = int(op.outputs[0])
             else:
+                around = [*op.outputs, *reversed(op.inputs)]
+                names = [graph.tensors[i].name.decode(errors="replace") for i in around if i >= 0]
                 for i in op.inputs:
-                    readers.setdefault(int(i), name)
+                    readers.setdefault(int(i), (name, names))
         for index, tensor in enumerate(graph.tensors):
             data = model.buffers[tensor.buffer].data if tensor.buffer else None
             long_axes = 0 if tensor.shape is None else sum(int(d) > 1 for d in tensor.shape)
             if data is None or (long_axes < 2 and tensor.sparsity is None):
                 continue
-            reader = readers.get(densified.get(index, index))
-            info = _tensor_info(tensor, np.asarray(data, np.uint8), index in densified, reader)
+            reader = readers.get(densified.get(index, index), (None, []))
+            info = _tensor_info(tensor, np.asarray(data, np.uint8), index in densified, *reader)
             tensors.append(info)
     return FlatbufferInfo(operators, tensors)
 
@@ -112,7 +118,7 @@ def _operator_name(code):
     return OPERATOR_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
-def _tensor_info(tensor, data, densified, reader):
+def _tensor_info(tensor, data, densified, reader, reader_names):
     shape = [int(d) for d in tensor.shape]
     dtype = TYPE_NAMES.get(tensor.type, str(tensor.type))
     total = int(np.prod(shape))
@@ -134,6 +140,7 @@ def _tensor_info(tensor, data, densified, reader):
         nbytes=int(data.size) + index_bytes,
         densified=densified,
         reader=reader,
+        reader_names=reader_names,
     )
 
 

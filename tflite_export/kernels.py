@@ -11,6 +11,7 @@ import dataclasses
 import re
 
 import numpy as np
+from keras.layers import RNN
 
 CONV_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "TRANSPOSE_CONV"})
 # The converter stores a tensor sparse only from this share of zeros (dense_to_sparse_pass.cc).
@@ -57,9 +58,10 @@ def layer_kernels(tensors, model, sparse=True):
     claimed = set(named)
     rows = []
     for t, layer in zip(tensors, named):
-        if layer is None:  # e.g. a folded constant: the one unclaimed layer of that size
+        if layer is None:  # a folded constant: the one unclaimed layer of its size, else the
+            # layer named around its reader (a fused LSTM's gate weights)
             same_size = [n for n, s in sizes.items() if t.total_values in s and n not in claimed]
-            layer = same_size[0] if len(same_size) == 1 else None
+            layer = same_size[0] if len(same_size) == 1 else _scoped_layer(t.reader_names, sizes)
         runs_sparse, reason = explain(t, sparse)
         rows.append(LayerKernel(layer, t.name, t.reader, t.encoding, t.sparsity, runs_sparse, reason))
     return rows
@@ -113,10 +115,14 @@ def misaligned_blocks(tensors):
 
 
 def _kernel_sizes(model):
-    """`{layer name: {element counts of its weights with two or more axes}}`."""
+    """`{layer name: {element counts of its weights with two or more axes}}`; an RNN's cell is
+    left out, so that its weights are named after the layer the user made."""
+    layers = list(model._flatten_layers(include_self=False))
+    cells = {id(sub) for layer in layers if isinstance(layer, RNN) for sub in layer.cell._flatten_layers()}
     return {
         layer.name: {int(np.prod(w.shape)) for w in layer.weights if len(w.shape) >= 2}
-        for layer in model._flatten_layers(include_self=False)
+        for layer in layers
+        if id(layer) not in cells
     }
 
 
@@ -133,8 +139,14 @@ def _named_layer(tensor, sizes):
             fitting = [n for n in (re.sub(r"_\d+$", "", scope), scope) if tensor.total_values in sizes.get(n, ())]
             if fitting:
                 return fitting[0]
-    for scope in reversed(names[0].split("/")):
-        candidates = [n for n in (re.sub(r"_\d+$", "", scope), scope) if n in sizes]
-        if candidates:
-            return candidates[0]
+    return _scoped_layer(names[:1], sizes)
+
+
+def _scoped_layer(paths, sizes):
+    """The innermost layer named in the first of `paths` that names one."""
+    for path in paths:
+        for scope in reversed(path.split(";")[0].split("/")):
+            candidates = [n for n in (re.sub(r"_\d+$", "", scope), scope) if n in sizes]
+            if candidates:
+                return candidates[0]
     return None

@@ -14,7 +14,7 @@ from tflite_export.arguments import check_arguments, check_finite_weights, expor
 from tflite_export.backend import check_backend
 from tflite_export.convert import BYTES_PER_VALUE, has_rnn, require_integer_kernels, to_tflite
 from tflite_export.encoding import densify_misaligned_blocks
-from tflite_export.errors import ParityError, parity_failure
+from tflite_export.errors import ConversionError, ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
@@ -23,6 +23,7 @@ from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
 from tflite_export.timing import median_latency_us
+from tflite_export.fused_lstm import fused
 from tflite_export.unroll import check_form, unrolled
 from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
 from tfprune.counts import stored_params
@@ -31,6 +32,8 @@ from tfprune.layers import hidden_statistics_off, masked_layers
 # Alternating timing rounds of the file and its dense encoding: fewer than a benchmark's, so
 # export stays quick, but enough that one busy moment on the machine does not decide.
 LATENCY_ROUNDS = 3
+# How each form other than the loop (the model as it is) is built for conversion.
+BUILDERS = {"unrolled": unrolled, "fused": fused}
 
 
 def export(
@@ -71,9 +74,12 @@ def export(
         latency_runs: timed `invoke()` calls a round; the file and its dense encoding are
             timed in `LATENCY_ROUNDS` alternating rounds (`median_latency_us`).
         recurrent: how recurrent layers are converted: `"loop"` (a WHILE loop), `"unrolled"`
-            (plain operators per time step; needs a fixed number of steps) or `"auto"`: both
-            when the steps are fixed, timed side by side, and the faster one written
-            (`tflite_export.unroll`; small LSTMs run faster unrolled, large ones looped).
+            (plain operators per time step), `"fused"` (stock LSTMs as one
+            UNIDIRECTIONAL_SEQUENCE_LSTM operator each, `tflite_export.fused_lstm`) or
+            `"auto"`: every form the model allows, timed side by side, and the fastest that
+            passes parity written (small LSTMs run fastest fused, large ones looped);
+            `report.form_notes` says why a form was left out. Unrolled and fused need a fixed
+            number of time steps.
 
     Returns:
         An `ExportReport`; `print(report)` shows a table, `report.to_dict()` is JSON-ready.
@@ -82,7 +88,8 @@ def export(
         TypeError: `model` is not a Keras model, or an argument has the wrong type.
         ValueError: an invalid argument, `"int8"` without `representative_data`, a NaN or inf
             weight (the layer and weight are named) or data value (the argument and sample),
-            `recurrent="unrolled"` for a recurrent layer without fixed time steps.
+            `recurrent="unrolled"` or `"fused"` for a model that form cannot hold (the message
+            names the layer).
         OSError: `path` cannot be written (checked before any conversion);
             `BlockingIOError` if another export is writing `path`.
         ConversionError: the converter rejected a layer (the message names it and the fix), or
@@ -112,21 +119,29 @@ def export(
     with exclusive(path):
         prepared, compaction = _prepare(model, compact)
         names = [t.name for t in prepared.inputs]
-        forms = {
-            form: _convert(converted, sparse, quantize, batch_size, calibration, names)
-            for form, converted in _forms(prepared, recurrent).items()
-        }
+        settings = dict(
+            sparse=sparse, quantize=quantize, batch_size=batch_size, calibration=calibration,
+            input_names=names,
+        )  # fmt: skip
+        forms, form_notes = _converted_forms(prepared, recurrent, settings)
         latency_batch = batch_size or 1
         named = {t.name: x[:latency_batch] for t, x in zip(prepared.inputs, samples)}
-        form, form_latency_ms, dense_latency_ms = _time(forms, named, latency_runs)
-        content, dense_content, reencoded = forms[form]
-        info = read_flatbuffer(content)
-        if quantize == "int8":
-            require_integer_kernels(info, path)
-        result, runtime_note = _verify(
-            model, prepared, content, info, samples, batch_size=batch_size, quantize=quantize,
-            path=path,
-        )  # fmt: skip
+        form_latency_ms, dense_ms = _time(forms, named, latency_runs)
+        for form in sorted(forms, key=form_latency_ms.get):  # the fastest form that computes the model
+            content, dense_content, reencoded = forms[form]
+            info = read_flatbuffer(content)
+            if quantize == "int8":
+                require_integer_kernels(info, path)
+            try:
+                result, runtime_note = _verify(
+                    model, prepared, content, info, samples, batch_size=batch_size,
+                    quantize=quantize, path=path,
+                )  # fmt: skip
+                break
+            except ParityError as error:
+                if form == max(forms, key=form_latency_ms.get):  # no form left to try
+                    raise
+                form_notes[form] = f"parity failed, another form written: {error.args[0].splitlines()[0]}"
         kernels = layer_kernels(info.tensors, prepared, sparse)
         report = ExportReport(
             path=path,
@@ -142,9 +157,10 @@ def export(
             xnnpack_sparse=sparse_inference_verdict(prepared, kernels, sparse, quantize, compaction is not None),
             parity=result,
             latency_ms=form_latency_ms[form],
-            dense_latency_ms=dense_latency_ms,
+            dense_latency_ms=dense_ms[form],
             recurrent_form=form if has_rnn(prepared) else None,
             form_latency_ms=form_latency_ms if len(forms) > 1 else {},
+            form_notes=form_notes,
             latency_batch=latency_batch,
             runtime_note=runtime_note,
             compaction=compaction,
@@ -164,7 +180,22 @@ def _prepare(model, compact):
     return (tfprune.strip(model) if masked_layers(model) else model), None
 
 
-def _convert(prepared, sparse, quantize, batch_size, calibration, input_names):
+def _converted_forms(prepared, recurrent, settings):
+    """`{form: _convert(...)}` of every form `recurrent` asks for, and `{form: why not}` of
+    those "auto" tried and could not convert; the loop, and a form asked for by name, must."""
+    models, notes = _forms(prepared, recurrent)
+    converted = {}
+    for form, model in models.items():
+        try:
+            converted[form] = _convert(model, **settings)
+        except ConversionError as error:
+            if form == "loop" or recurrent != "auto":
+                raise
+            notes[form] = f"conversion failed: {str(error).splitlines()[0]}"
+    return converted, notes
+
+
+def _convert(prepared, *, sparse, quantize, batch_size, calibration, input_names):
     """The file's bytes, the same model without sparse encoding (the size baseline), and the
     tensors whose sparse encoding TFLite would get wrong, stored dense instead."""
     settings = dict(
@@ -198,20 +229,26 @@ def _verify(model, prepared, content, info, samples, *, batch_size, quantize, pa
 
 
 def _forms(prepared, recurrent):
-    """`{form: Keras model}` to convert: the model as it is ("loop"), unrolled, or both."""
+    """`{form: Keras model}` to convert (the model as it is is the loop), and `{form: why not}`
+    of the forms "auto" could not build."""
     if not has_rnn(prepared) or recurrent == "loop":
-        return {"loop": prepared}
-    if recurrent == "unrolled":
-        return {"unrolled": unrolled(prepared)}
-    try:
-        return {"loop": prepared, "unrolled": unrolled(prepared)}
-    except ValueError:  # time steps not fixed: only the loop converts
-        return {"loop": prepared}
+        return {"loop": prepared}, {}
+    if recurrent != "auto":
+        return {recurrent: BUILDERS[recurrent](prepared)}, {}
+    models, notes = {"loop": prepared}, {}
+    for form, build in BUILDERS.items():
+        try:
+            models[form] = build(prepared)
+        except ValueError as error:  # e.g. time steps not fixed, a GRU: not this form
+            notes[form] = str(error)
+        except Exception as error:  # a model Keras cannot rebuild: still exported as a loop
+            notes[form] = f"the model could not be rebuilt this way ({type(error).__name__}: {error})"
+    return models, notes
 
 
 def _time(forms, inputs, runs):
-    """Timed side by side: every form's file and the dense encoding of each. Returns the
-    fastest form, `{form: ms}`, and the ms of the fastest form's dense encoding."""
+    """Every form's file and the dense encoding of each, timed side by side: `{form: ms}` of
+    the files and of their dense encodings."""
     contents, where = [], {}
     for form, (content, dense_content, _) in forms.items():
         for key, blob in ((form, content), (f"{form} dense", dense_content)):
@@ -220,8 +257,7 @@ def _time(forms, inputs, runs):
             where[key] = next(i for i, c in enumerate(contents) if c is blob)
     best_us, _ = median_latency_us(contents, inputs, rounds=LATENCY_ROUNDS, runs=runs)
     ms = {form: best_us[where[form]] / 1000 for form in forms}
-    fastest = min(ms, key=ms.get)
-    return fastest, ms, best_us[where[f"{fastest} dense"]] / 1000
+    return ms, {form: best_us[where[f"{form} dense"]] / 1000 for form in forms}
 
 
 def _weight_figures(prepared, quantize):

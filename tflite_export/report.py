@@ -45,8 +45,11 @@ class ExportReport:
             shape, the block it had and why (`tflite_export.encoding`).
         recurrent_form: for a model with recurrent layers, how the file holds them: `"loop"`
             (a WHILE loop) or `"unrolled"` (`tflite_export.unroll`); None otherwise.
-        form_latency_ms: `{form: ms}` of each form converted and timed side by side when both
-            were (`recurrent="auto"`); the file is the faster.
+        form_latency_ms: `{form: ms}` of each form converted and timed side by side when more
+            than one was (`recurrent="auto"`); the file is the fastest that passed parity.
+        form_notes: `{form: why}` for each form `recurrent="auto"` left out: the model does not
+            allow it (a GRU is never fused), its conversion failed, or its parity failed (the
+            fused operator clips cell states at +-10).
         xnnpack_sparse: for a model with 2-D convolutions, whether the file meets XNNPACK's
             sparse-inference conditions (`qualifies`, else `reasons`: a 1x1 conv under 2/3 zeros,
             a layer outside the set, the stem or the head), each 1x1 conv's share of zeros, and
@@ -81,6 +84,7 @@ class ExportReport:
     hidden_state: dict = dataclasses.field(default_factory=dict)
     recurrent_form: str | None = None
     form_latency_ms: dict = dataclasses.field(default_factory=dict)
+    form_notes: dict = dataclasses.field(default_factory=dict)
     xnnpack_sparse: dict | None = None
 
     @property
@@ -126,7 +130,8 @@ class ExportReport:
         ]
         if self.recurrent_form:
             timed = ", ".join(f"{f} {1000 * ms:.1f} µs" for f, ms in self.form_latency_ms.items())
-            lines.append(f"  recurrent    {self.recurrent_form}" + (f" (the faster: {timed})" if timed else ""))
+            lines.append(f"  recurrent    {self.recurrent_form}" + (f" (the fastest: {timed})" if timed else ""))
+            lines += [f"               not {form}: {why}" for form, why in self.form_notes.items()]
         if self.runtime_note:
             lines.append(f"  runtime      {self.runtime_note}")
         if self.xnnpack_sparse:

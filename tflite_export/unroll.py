@@ -1,4 +1,4 @@
-"""Recurrent layers as a loop or unrolled: `export` keeps whichever form runs faster.
+"""Recurrent layers as a loop or unrolled (or fused, `fused_lstm`): `export` keeps the fastest.
 
 A Keras RNN converts to a WHILE loop whose per-step dispatch costs about the same at any width,
 so a small (compacted) LSTM's file is mostly loop; unrolled over its static time steps the same
@@ -10,15 +10,15 @@ times them side by side.
 
 import keras
 
-FORMS = ("loop", "unrolled")
+FORMS = ("loop", "unrolled", "fused")
 
 
 def check_form(recurrent):
-    """Raises unless `recurrent` is "auto", "loop" or "unrolled"."""
+    """Raises unless `recurrent` is "auto" or one of `FORMS`."""
     if not isinstance(recurrent, str) or recurrent not in ("auto", *FORMS):
         raise ValueError(
-            "Expected recurrent='auto' (convert recurrent layers both as a loop and unrolled, keep "
-            f"the faster), 'loop' or 'unrolled'. Received: recurrent={recurrent!r}"
+            "Expected recurrent='auto' (convert recurrent layers as a loop, unrolled and fused, "
+            f"keep the fastest), 'loop', 'unrolled' or 'fused'. Received: recurrent={recurrent!r}"
         )
 
 
@@ -34,7 +34,7 @@ def unrolled(model):
         config = layer.get_config()
         if not _set_unroll(config):
             return layer.__class__.from_config(config)
-        for shape in _time_steps(layer):
+        for shape in time_steps(layer):
             if shape is None:
                 raise ValueError(
                     f"Layer '{layer.name}' has no fixed number of time steps, so it cannot be "
@@ -63,7 +63,7 @@ def _set_unroll(config):
     return found
 
 
-def _time_steps(layer):
+def time_steps(layer):
     """The time-step dimension of each of `layer`'s inputs (None where it is not fixed)."""
     inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
     return [x.shape[1] if len(x.shape) > 2 else 0 for x in inputs]

@@ -163,6 +163,8 @@ def _rebuild(model, plans):
     built = []
 
     def clone(layer):
+        if not isinstance(layer, keras.layers.Layer):  # an operation without weights (a mask's NotEqual)
+            return layer.__class__.from_config(layer.get_config())
         if isinstance(layer, keras.Model):  # nested model: an unchanged copy
             new, weights = keras.models.clone_model(layer), layer.get_weights()
         else:
