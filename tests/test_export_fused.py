@@ -77,7 +77,7 @@ def test_what_cannot_fuse_is_left_out_with_the_reason_or_refused_by_name(tmp_pat
     model = build()
     report = tflite_export.export(model, tmp_path / "auto.tflite", verify_data=data)
     assert report.parity.passed and why in report.form_notes["fused"]
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in report.operators and f"not fused: " in str(report)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in report.operators and "not fused: " in str(report)
     path = tmp_path / "fused.tflite"
     with pytest.raises(ValueError, match=why.replace("(", r"\(")):
         tflite_export.export(model, path, verify_data=data, recurrent="fused")
