@@ -79,7 +79,7 @@ def test_reset_rule_fires_on_a_collapsed_layer(digits):
     layer.threshold.assign(np.full(300, 5.0, "float32"))  # everything masked
     history = model.fit(
         digits.x_train[:64], digits.y_train[:64], epochs=1, batch_size=64, verbose=0,
-        callbacks=[tfprune.DynamicPrune(reset_check_every=1)],
+        callbacks=[tfprune.DynamicPrune(reset_check_every=1, reset_until=1.0)],  # one batch: at 100%
     )
     assert history.history["threshold_resets"] == [1]
     assert not np.any(keras.ops.convert_to_numpy(layer.threshold) > 0.1)
@@ -98,7 +98,8 @@ def test_reset_rule_can_be_disabled(digits):
 
 
 def _collapsed_fit(digits, batches, masked_share=1.0, **kwargs):
-    """Trains `batches` batches of 16 with fc1 masked to `masked_share`; returns the resets."""
+    """Trains `batches` batches of 16 with fc1 masked to `masked_share`; returns the resets (the
+    rule runs to the end of training here, so that the last batch is checked too)."""
     model = _masked_mlp()
     layer = model.layers[1]
     scores = np.abs(keras.ops.convert_to_numpy(layer.kernel)).mean(axis=0)
@@ -106,7 +107,7 @@ def _collapsed_fit(digits, batches, masked_share=1.0, **kwargs):
     layer.threshold.assign(threshold[np.argsort(np.argsort(-scores))] * 0 + threshold)
     history = model.fit(
         digits.x_train[: 16 * batches], digits.y_train[: 16 * batches], epochs=1, batch_size=16,
-        shuffle=False, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=0.0, **kwargs)],
+        shuffle=False, verbose=0, callbacks=[tfprune.DynamicPrune(alpha=0.0, **{"reset_until": 1.0, **kwargs})],
     )
     return history.history["threshold_resets"][0]
 
@@ -282,10 +283,11 @@ def test_finetune_needs_weight_masks():
         model.fit(x, np.eye(2)[y], epochs=2, verbose=0, callbacks=[tfprune.DynamicPrune(finetune_epochs=1)])
 
 
-@pytest.mark.parametrize("reset_until, resets", [(1.0, 16), (0.5, 8)])
+@pytest.mark.parametrize("reset_until, resets", [(1.0, 16), (0.5, 8), ("default", 8)])
 def test_reset_rule_never_fires_after_reset_until(digits, reset_until, resets):
     """A layer collapsed again after every batch: the rule fires at every check up to its
-    promised share of training, and never after."""
+    promised share of training (by default half of it), and never after."""
+    given = {} if reset_until == "default" else {"reset_until": reset_until}
     model = _masked_mlp()
     layer = model.layers[1]
 
@@ -295,7 +297,7 @@ def test_reset_rule_never_fires_after_reset_until(digits, reset_until, resets):
 
     history = model.fit(
         digits.x_train[:128], digits.y_train[:128], epochs=2, batch_size=16, shuffle=False, verbose=0,
-        callbacks=[Collapse(), tfprune.DynamicPrune(alpha=0.0, reset_check_every=1, reset_until=reset_until)],
+        callbacks=[Collapse(), tfprune.DynamicPrune(alpha=0.0, reset_check_every=1, **given)],
     )  # fmt: skip
     assert history.history["threshold_resets"][-1] == resets
 

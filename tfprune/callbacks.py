@@ -62,8 +62,10 @@ class DynamicPrune(keras.callbacks.Callback):
             keep the first and last layers denser); the other layers share `target_sparsity`.
         control_every: steps between two alpha updates of the controller.
         reset_until: the share of training (0..1] after which the reset rule no longer fires
-            (default 1.0: the paper's rule, to the end). A reset late in training regrows a
-            collapsed layer with no time left to prune it again.
+            (1.0: the paper's rule, to the end). A reset late in training regrows a collapsed
+            layer with no time left to prune it again, which made high alphas a lottery; the
+            default 0.5 keeps a given alpha's remaining ratio within 0.11 points over 3 seeds
+            (BENCHMARKS.md section 12).
         finetune_epochs: the last epochs of `fit` train with the masks frozen: thresholds fixed,
             penalty off, reset rule and controllers off, the weights still training
             (`tfprune.freeze`); `logs["masks_frozen"]` is 1 then. Weight granularity only.
@@ -92,7 +94,7 @@ class DynamicPrune(keras.callbacks.Callback):
         layer_targets=None,
         control_every=20,
         finetune_epochs=0,
-        reset_until=1.0,
+        reset_until=0.5,
     ):
         super().__init__()
         if (target_sparsity is not None or layer_targets) and not _is_real(alpha):
