@@ -5,6 +5,7 @@ kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLi
 """
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -72,11 +73,15 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, the other parameters to `DynamicPrune`."""
+    """`granularity` goes to `prunable`, `alpha_ramp_epochs` ramps alpha, the other parameters
+    go to `DynamicPrune`."""
     import tfprune
 
     params = dict(run.params)
     granularity = params.pop("granularity", "weight")
+    ramp = params.pop("alpha_ramp_epochs", 0)  # alpha grows linearly to its value over these epochs
+    if ramp:
+        params["alpha"] = functools.partial(_ramped, params["alpha"], ramp)
     model, result = _train_keras3(
         ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
         callbacks=[tfprune.DynamicPrune(**params)],
@@ -85,6 +90,10 @@ def run_dst(ctx, run, on_epoch):
     if ctx.suite.export:
         result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
     return result
+
+
+def _ramped(alpha, epochs, epoch):
+    return alpha * min(1.0, (epoch + 1) / epochs)
 
 
 def run_gmp(ctx, run, on_epoch):

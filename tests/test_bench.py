@@ -1,5 +1,6 @@
 """The benchmark harness's record store and row runner (no training: fast)."""
 
+import numpy as np
 import json
 
 import pytest
@@ -155,3 +156,10 @@ def test_lstm_units_report_prefers_side_by_side_latency_and_compares_with_dense(
     assert "| unit dst target=0.75 | 30x34 | 100 | 89.00% | -1.00 | 2.0 KiB | 1.0 KiB | 200 | 4.00x |" in table
     records.pop()  # without the side-by-side row, each export's own figure, marked
     assert "| 400* | 2.25x |" in render(records)
+
+
+def test_alpha_ramp_reaches_alpha_at_its_last_epoch_and_stays():
+    from bench import methods
+
+    ramp = [methods._ramped(5e-4, 5, epoch) for epoch in range(8)]
+    np.testing.assert_allclose(ramp, [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 5e-4, 5e-4, 5e-4])
