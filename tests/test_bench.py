@@ -1,8 +1,8 @@
 """The benchmark harness's record store and row runner (no training: fast)."""
 
-import numpy as np
 import json
 
+import numpy as np
 import pytest
 from tqdm import tqdm
 
