@@ -98,6 +98,11 @@ WARMUP_ROWS = (
     Experiment("dst", {"alpha": PAPER_ALPHAS[0], "alpha_ramp_epochs": 5}),
     Experiment("gmp", match="dst"),
 )
+# The same ramp at a higher alpha, to land under 10% remaining (5e-4 ramped ended at ~11%).
+WARMUP_HIGHER_ROWS = (
+    Experiment("dst", {"alpha": 7e-4, "alpha_ramp_epochs": 5}),
+    Experiment("gmp", match="dst"),
+)
 SUITES = {
     "lenet300": Suite("lenet300", PAPER_ROWS),
     "lenet5": Suite("lenet5", PAPER_ROWS),
@@ -108,6 +113,7 @@ SUITES = {
     "reset5": Suite("lenet5", RESET_ROWS),
     "allocation300": Suite("lenet300", ALLOCATION_ROWS),
     "warmup300": Suite("lenet300", WARMUP_ROWS),
+    "warmup300b": Suite("lenet300", WARMUP_HIGHER_ROWS),
 }
 
 
