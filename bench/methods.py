@@ -1,4 +1,5 @@
-"""The methods of the MLP/CNN suites: dense, DST (tfprune) and GMP (tfmot, in its own process).
+"""The methods of the MLP/CNN suites: dense, DST (tfprune), and in processes of their own GMP
+(tfmot) and PQuantML's DST.
 
 A method is `fn(ctx, run, on_epoch)` -> the run's figures: `common.fit_and_evaluate`'s, the
 kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLite figures.
@@ -97,11 +98,7 @@ def _ramped(alpha, epochs, epoch):
 
 
 def run_gmp(ctx, run, on_epoch):
-    """tfmot in a subprocess (it needs tf_keras); its stderr is kept for the error message.
-
-    The subprocess saves the stripped weights; this process loads them into the Keras 3
-    architecture to count them (and, in an `export` suite, to export them).
-    """
+    """tfmot in a subprocess (it needs tf_keras): `_run_baseline`."""
     params = dict(run.params)
     params.pop("matched", None)
     stem = ctx.workdir / f"gmp-{os.getpid()}-{time.monotonic_ns()}"
@@ -123,6 +120,41 @@ def run_gmp(ctx, run, on_epoch):
         flag = "--" + key.replace("_", "-")
         command += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return _run_baseline(ctx, "tfmot", command, env, stem, on_epoch)
+
+
+def run_pquant(ctx, run, on_epoch):
+    """PQuantML's DST (`alpha`, `threshold_type`) in a subprocess of its own venv: it pins
+    TensorFlow <= 2.20. The venv's interpreter is `$PQUANT_PYTHON`."""
+    python = os.environ.get("PQUANT_PYTHON", "/work/venvs/pquant/bin/python")
+    if not os.access(python, os.X_OK):
+        raise RuntimeError(
+            f"no PQuantML interpreter at {python} (set PQUANT_PYTHON); build it with: python -m venv "
+            '/work/venvs/pquant && /work/venvs/pquant/bin/pip install "tensorflow-cpu==2.20.*" "pquant-ml==0.1.0" numpy'
+        )
+    stem = ctx.workdir / f"pquant-{os.getpid()}-{time.monotonic_ns()}"
+    command = [
+        python, "-m", "bench.pquant_baseline",
+        "--data", str(ctx.data_file()),
+        "--model", ctx.suite.model,
+        "--alpha", repr(run.params["alpha"]),
+        "--threshold-type", run.params.get("threshold_type", "channelwise"),
+        "--epochs", str(ctx.settings["epochs"]),
+        "--batch-size", str(ctx.settings["batch_size"]),
+        "--lr", repr(ctx.settings["lr"]),
+        "--momentum", repr(ctx.settings["momentum"]),
+        "--seed", str(run.seed),
+        "--out", f"{stem}.json",
+        "--save-weights", f"{stem}.npz",
+    ] + (["--jit-compile"] if ctx.settings["jit_compile"] else [])  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return _run_baseline(ctx, "PQuantML", command, env, stem, on_epoch)
+
+
+def _run_baseline(ctx, name, command, env, stem, on_epoch):
+    """Runs a baseline script, following its `epoch i/n` lines; its stderr is kept for the error
+    message. The script saves its pruned weights; this process loads them into the Keras 3
+    architecture to count them (and, in an `export` suite, to export them)."""
     with open(f"{stem}.log", "w") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
@@ -133,7 +165,7 @@ def run_gmp(ctx, run, on_epoch):
         returncode = process.wait()
     if returncode != 0:
         tail = Path(f"{stem}.log").read_text().strip().splitlines()[-15:]
-        raise RuntimeError(f"tfmot subprocess exited with {returncode}:\n" + "\n".join(tail))
+        raise RuntimeError(f"{name} subprocess exited with {returncode}:\n" + "\n".join(tail))
     result = json.loads(Path(f"{stem}.json").read_text())
     model = _build(ctx)
     with np.load(f"{stem}.npz") as saved:
@@ -144,7 +176,7 @@ def run_gmp(ctx, run, on_epoch):
     return result
 
 
-METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp}
+METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp, "pquant": run_pquant}
 
 
 def _build(ctx):

@@ -103,6 +103,11 @@ WARMUP_HIGHER_ROWS = (
     Experiment("dst", {"alpha": 7e-4, "alpha_ramp_epochs": 5}),
     Experiment("gmp", match="dst"),
 )
+# PQuantML's Keras DST (own venv and process) at the paper's alphas, one threshold per unit as
+# the paper: an outside implementation of the same method, for reference.
+PQUANT_ROWS = tuple(
+    Experiment("pquant", {"alpha": alpha, "threshold_type": "channelwise"}) for alpha in PAPER_ALPHAS
+)
 SUITES = {
     "lenet300": Suite("lenet300", PAPER_ROWS),
     "lenet5": Suite("lenet5", PAPER_ROWS),
@@ -114,6 +119,7 @@ SUITES = {
     "allocation300": Suite("lenet300", ALLOCATION_ROWS),
     "warmup300": Suite("lenet300", WARMUP_ROWS),
     "warmup300b": Suite("lenet300", WARMUP_HIGHER_ROWS),
+    "pquant300": Suite("lenet300", PQUANT_ROWS),
 }
 
 
