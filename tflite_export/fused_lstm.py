@@ -59,9 +59,11 @@ def _check(layer):
             raise ValueError(f"Recurrent layers inside the nested model '{layer.name}' are not fused.")
         return
     if isinstance(layer, keras.layers.Bidirectional):
-        if type(layer.forward_layer) is not keras.layers.LSTM:
-            raise ValueError(f"Bidirectional layer '{layer.name}' wraps a {type(layer.forward_layer).__name__}, not an LSTM.")
-        return _check_lstm(layer, layer.forward_layer)
+        for direction in (layer.forward_layer, layer.backward_layer):  # a backward_layer may differ
+            if type(direction) is not keras.layers.LSTM:
+                raise ValueError(f"Bidirectional layer '{layer.name}' wraps a {type(direction).__name__}, not an LSTM.")
+            _check_lstm(layer, direction)
+        return
     if isinstance(layer, keras.layers.RNN):
         if type(layer) is not keras.layers.LSTM:
             raise ValueError(f"Layer '{layer.name}' is a {type(layer).__name__}; only stock LSTMs fuse.")
