@@ -15,7 +15,7 @@ import numpy as np
 from bench.records import read_records
 
 SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum")
-STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s")}
+STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s"), "pquant": ("tab:green", "^")}
 
 NOTES = """\
 Test accuracy after the last epoch. Remaining weights: nonzero kernel weights (biases excluded),
@@ -52,6 +52,17 @@ def group(records):
         setup: dict(sorted(rows.items(), key=lambda item: methods.index(item[1][0]["method"])))
         for setup, rows in setups.items()
     }
+
+
+def across_suites(setups):
+    """The setups with the suite left out of the key: one plot panel per model and data, with the
+    runs of every suite on them (e.g. DST, GMP and PQuantML rows recorded by different suites)."""
+    merged, suites = {}, {}
+    for (suite, *rest), rows in setups.items():
+        suites.setdefault(tuple(rest), []).append(suite)
+        for name, records in rows.items():
+            merged.setdefault(tuple(rest), {}).setdefault(name, []).extend(records)
+    return {("+".join(suites[rest]), *rest): rows for rest, rows in merged.items()}
 
 
 def summarise(rows):
@@ -208,8 +219,9 @@ def _kernel_cell(kernel):
     return "dense" if kernel["sparsity"] else "dense, no zeros"
 
 
-def plot(setups, path):
-    """One panel per setup: accuracy vs remaining weights (log x), one point per run.
+def plot(setups, path, annotate=True):
+    """One panel per setup: accuracy vs remaining weights (log x), one point per run; with
+    `annotate`, DST's seed-0 points name their row.
 
     Runs are drawn one by one rather than as mean ± std: with the reset rule, a seed may end
     with a regrown layer, and a mean of such runs would stand where no run is.
@@ -237,7 +249,7 @@ def plot(setups, path):
             if method == "dense":
                 ax.axhline(sum(y) / len(y), color=color, linestyle="--", linewidth=0.8)
             for (name, record), xi, yi in zip(runs, x, y):
-                if method == "dst" and record["seed"] == 0:
+                if annotate and method == "dst" and record["seed"] == 0:
                     text = name.split(" ", 1)[1].replace("reset_fraction=None", "no reset")
                     ax.annotate(text, (xi, yi), fontsize=7, textcoords="offset points",
                                 xytext=(4, -10))  # fmt: skip
@@ -247,7 +259,7 @@ def plot(setups, path):
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("remaining weights (%, log scale)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{s['suite']} on {s['dataset']} ({s['epochs']} epochs), every run")
+        ax.set_title(f"{s['model']} on {s['dataset']} ({s['epochs']} epochs), every run\n{s['suite']}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -260,6 +272,7 @@ def main(argv=None):
     parser.add_argument("results", nargs="+", type=Path, help="JSONL files written by bench.run")
     parser.add_argument("--md", type=Path, help="write the tables here (default: print them)")
     parser.add_argument("--png", type=Path, help="plot path (default: first results file, .png)")
+    parser.add_argument("--one-panel", action="store_true", help="plot every suite of a model and dataset in one panel")
     args = parser.parse_args(argv)
     records, failed = load(args.results)
     if not records:
@@ -271,7 +284,7 @@ def main(argv=None):
     else:
         sys.stdout.write(text)
     png = args.png or args.results[0].with_suffix(".png")
-    plot(setups, png)
+    plot(across_suites(setups) if args.one_panel else setups, png, annotate=not args.one_panel)
     print(f"plot: {png}", file=sys.stderr)
 
 

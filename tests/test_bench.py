@@ -163,3 +163,17 @@ def test_alpha_ramp_reaches_alpha_at_its_last_epoch_and_stays():
 
     ramp = [methods._ramped(5e-4, 5, epoch) for epoch in range(8)]
     np.testing.assert_allclose(ramp, [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 5e-4, 5e-4, 5e-4])
+
+
+def test_across_suites_puts_every_suite_of_a_model_in_one_panel():
+    from bench.report import SETUP_KEYS, across_suites, group
+
+    def record(suite, method, seed, model="lenet300"):
+        return {**dict.fromkeys(SETUP_KEYS, 1), "suite": suite, "model": model, "method": method,
+                "run": f"{method} of {suite}", "seed": seed}  # fmt: skip
+
+    records = [record("a", "dst", 0), record("a", "dst", 1), record("b", "pquant", 0), record("c", "dst", 0, "lenet5")]
+    panels = across_suites(group(records))
+    assert [setup[:2] for setup in panels] == [("a+b", "lenet300"), ("c", "lenet5")]
+    rows = panels[next(iter(panels))]
+    assert {name: len(runs) for name, runs in rows.items()} == {"dst of a": 2, "pquant of b": 1}
