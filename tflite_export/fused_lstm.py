@@ -91,8 +91,6 @@ class FusedLSTM(keras.layers.Layer):
     """
 
     def __init__(self, units, return_sequences=False, go_backwards=False, use_bias=True, **kwargs):
-        # Every state needs a zero of its own: the converter marks a shared one as a stateful
-        # operand of two places and refuses ("cannot duplicate the value").
         super().__init__(**kwargs)
         self.units, self.return_sequences = units, return_sequences
         self.go_backwards, self.use_bias = go_backwards, use_bias
@@ -123,8 +121,11 @@ class FusedLSTM(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None):
         _no_mask(self, mask)
+        # Every state needs a zero of its own: the converter refuses one zero as the stateful
+        # operand of two places ("cannot duplicate the value"), so h0 and c0 differ (-zero) and
+        # so do Bidirectional's two LSTMs, which read one input (abs).
         zero = inputs[:, 0, :1] - inputs[:, 0, :1]  # (batch, 1): a zero the converter cannot fold
-        if self.go_backwards:  # Bidirectional's two LSTMs read one input: keep their zeros apart
+        if self.go_backwards:
             zero = tf.abs(zero)
         h0, c0 = tf.tile(zero, [1, self.units]), tf.tile(-zero, [1, self.units])
         bias = tf.zeros((4 * self.units,)) if self.bias is None else tf.convert_to_tensor(self.bias)

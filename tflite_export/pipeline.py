@@ -16,6 +16,7 @@ from tflite_export.convert import BYTES_PER_VALUE, has_rnn, require_integer_kern
 from tflite_export.encoding import densify_misaligned_blocks
 from tflite_export.errors import ConversionError, ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
+from tflite_export.fused_lstm import fused
 from tflite_export.inspect import read_flatbuffer
 from tflite_export.kernels import layer_kernels, misaligned_blocks
 from tflite_export.xnnpack import sparse_inference_verdict
@@ -23,7 +24,6 @@ from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
 from tflite_export.timing import median_latency_us
-from tflite_export.fused_lstm import fused
 from tflite_export.unroll import check_form, unrolled
 from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
 from tfprune.counts import stored_params
@@ -127,7 +127,8 @@ def export(
         latency_batch = batch_size or 1
         named = {t.name: x[:latency_batch] for t, x in zip(prepared.inputs, samples)}
         form_latency_ms, dense_ms = _time(forms, named, latency_runs)
-        for form in sorted(forms, key=form_latency_ms.get):  # the fastest form that computes the model
+        order = sorted(forms, key=form_latency_ms.get)
+        for form in order:  # the fastest form that computes the model
             content, dense_content, reencoded = forms[form]
             info = read_flatbuffer(content)
             if quantize == "int8":
@@ -139,7 +140,7 @@ def export(
                 )  # fmt: skip
                 break
             except ParityError as error:
-                if form == max(forms, key=form_latency_ms.get):  # no form left to try
+                if form == order[-1]:  # no form left to try
                     raise
                 form_notes[form] = f"parity failed, another form written: {error.args[0].splitlines()[0]}"
         kernels = layer_kernels(info.tensors, prepared, sparse)
