@@ -6,6 +6,8 @@ Keras 3 process only: `bench.figures`.)
 """
 
 import argparse
+import json
+import os
 import time
 
 import numpy as np
@@ -73,7 +75,11 @@ def fit_and_evaluate(keras, model, arrays, epochs, batch_size, callbacks=(), on_
         "epoch_time": steady_epoch_time(clock.times),
         "epoch_cpu_times": clock.cpu_times,
         "epoch_cpu_time": steady_epoch_time(clock.cpu_times),
-        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "history": {  # numeric logs only: a callback may log text (PQuantML's "stage")
+            k: [float(v) for v in values]
+            for k, values in history.history.items()
+            if not any(isinstance(v, str) for v in values)
+        },
     }
 
 
@@ -116,6 +122,30 @@ def argument_parser(module, doc):
         prog=f"python -m {module}", description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+
+
+def baseline_arguments(parser, models=None):
+    """The arguments every baseline script (`tfmot_baseline`, `pquant_baseline`) takes from
+    `bench.methods`, which starts it in a process of its own: the data, the model and the
+    training settings in, the result JSON and the pruned weights out."""
+    parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
+    parser.add_argument("--model", required=True, choices=models, help="a name in bench.models.MODELS")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    parser.add_argument("--save-weights", help="also save the pruned weights (.npz, w0, w1, ...)")
+
+
+def write_result(path, result):
+    """A baseline script's result JSON, written whole or not at all (the runner reads it after
+    the process ends; a killed process leaves only the `.partial`)."""
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(result, f)
+    os.replace(partial, path)
 
 
 def parse_lists(parser, args, parts=None, zero_ok=True):

@@ -11,16 +11,14 @@ and run it from the repository root:
     /work/venvs/pquant/bin/python -m bench.pquant_baseline --data data.npz --model lenet300 \
         --alpha 5e-4 --threshold-type channelwise --epochs 20 --seed 0 --out result.json
 
-It imports only numpy, Keras, TensorFlow and pquant (not tfprune, which needs a newer
-TensorFlow). It prints `epoch i/n` per epoch (the runner's progress bar) and writes the result
+Like the tfmot baseline it builds the model with `bench.models` and trains it with
+`bench.common`, so every method trains the same architecture the same way. It prints `epoch i/n` per epoch (the runner's progress bar) and writes the result
 as JSON; with --save-weights, the compressed kernels and biases in the layout of
 `bench.tfmot_baseline`, which the runner loads into the Keras 3 model to count and export.
 """
 
 import argparse
-import json
 import os
-import time
 from importlib.metadata import version
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # PQuantML's DST runs on TensorFlow only
@@ -48,39 +46,14 @@ def dst_config(alpha, threshold_type, epochs):
     return config
 
 
-def lenet300(keras, input_shape, num_classes):
-    """LeNet-300-100 as `tfprune.models.lenet_300_100` builds it.
-
-    The leading Flatten matters: `add_compression_layers` converts `model.layers[1:]` only,
-    so a first Dense would stay unpruned.
-    """
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            layers.Flatten(name="flatten"),
-            layers.Dense(300, activation="relu", name="fc1"),
-            layers.Dense(100, activation="relu", name="fc2"),
-            layers.Dense(num_classes, name="fc3"),
-        ],
-        name="lenet_300_100",
-    )
-
-
 def main(argv=None):
+    from bench import common, models
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
-    parser.add_argument("--model", required=True, choices=("lenet300",))
+    common.baseline_arguments(parser, models=("lenet300",))
     parser.add_argument("--alpha", type=float, required=True)
     parser.add_argument("--threshold-type", choices=("layerwise", "channelwise", "weightwise"), default="channelwise")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="where to write the result JSON")
-    parser.add_argument("--save-weights", help="also save the compressed weights (.npz, w0, w1, ...)")
     args = parser.parse_args(argv)
 
     import keras
@@ -94,44 +67,30 @@ def main(argv=None):
         arrays = {k: f[k] for k in f.files}
     keras.utils.set_random_seed(args.seed)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    base = lenet300(keras, arrays["x_train"].shape[1:], num_classes)
+    base = models.MODELS[args.model].build(arrays["x_train"].shape[1:], num_classes)
     names = [layer.name for layer in base.layers if isinstance(layer, keras.layers.Dense)]
+    # LeNet-300-100 starts with a Flatten, which matters here: `add_compression_layers` converts
+    # `model.layers[1:]` only, so a first Dense would stay unpruned.
     config = dst_config(args.alpha, args.threshold_type, args.epochs)
     model = pquant.add_compression_layers(base, config)
     dense = [layer for layer in model.layers if isinstance(layer, PQDense)]
     assert len(dense) == len(names), f"only {len(dense)} of {len(names)} Dense layers converted"
 
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=args.lr, momentum=args.momentum),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=args.jit_compile,
-    )
+    common.compile_model(keras, model, args.lr, args.momentum, jit_compile=args.jit_compile)
     pq_callback = PQuantCallback(config, log_ebops=False)  # logs "remaining_weights" per epoch
     assert pq_callback.total_epochs == args.epochs
-
-    class EpochClock(keras.callbacks.Callback):
-        """Wall and CPU seconds per epoch, as `bench.common.fit_and_evaluate` measures them."""
-
-        def on_train_begin(self, logs=None):
-            self.times, self.cpu_times = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter() - self.start)
-            self.cpu_times.append(time.process_time() - self.cpu_start)
-            print(f"epoch {epoch + 1}/{args.epochs}", flush=True)
-
-    clock = EpochClock()
-    # The clock first, so PQuantCallback's keep-ratio read after an epoch is not timed.
-    history = model.fit(arrays["x_train"], arrays["y_train"], epochs=args.epochs, batch_size=args.batch_size,
-                        shuffle=True, verbose=0, callbacks=[clock, pq_callback])  # fmt: skip
+    result = common.fit_and_evaluate(
+        keras,
+        model,
+        arrays,
+        args.epochs,
+        args.batch_size,
+        callbacks=[pq_callback],
+        on_epoch=lambda epoch, logs: print(f"epoch {epoch + 1}/{args.epochs}", flush=True),
+    )
     # PQuantCallback's on_train_end applied the final compression: each kernel is now its
-    # masked weights (mask frozen at the last epoch's end), as PQuantML exports it.
-    loss, accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=1000, verbose=0)
-
+    # masked weights (mask frozen at the last epoch's end), as PQuantML exports it; the test
+    # figures were taken after it.
     weights, per_layer, nonzero, total = [], {}, 0, 0
     for name, layer in zip(names, dense):
         kernel = np.asarray(layer._kernel)
@@ -144,27 +103,14 @@ def main(argv=None):
     if args.save_weights:  # for the Keras 3 process to count and export
         np.savez(args.save_weights, **{f"w{i}": w for i, w in enumerate(weights)})
 
-    def steady(times):  # the mean without the first epoch (tracing), as bench.common
-        return float(np.mean(times[1:] or times))
-
-    result = {
-        "test_accuracy": float(accuracy),
-        "test_loss": float(loss),
-        "epoch_times": clock.times,
-        "epoch_time": steady(clock.times),
-        "epoch_cpu_times": clock.cpu_times,
-        "epoch_cpu_time": steady(clock.cpu_times),
-        "history": {k: [float(v) for v in values] for k, values in history.history.items() if k != "stage"},
+    result.update({
         "remaining": nonzero / total,
         "remaining_per_layer": per_layer,
         "pquant_keep_ratio": float(pquant.get_layer_keep_ratio(model)),
         "config": config.get_dict()["pruning_parameters"],
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "pquant": version("pquant-ml")},
-    }
-    partial = args.out + ".partial"
-    with open(partial, "w") as f:
-        json.dump(result, f)
-    os.replace(partial, args.out)
+    })  # fmt: skip
+    common.write_result(args.out, result)
 
 
 if __name__ == "__main__":

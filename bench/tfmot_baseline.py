@@ -12,7 +12,6 @@ It prints `epoch i/n` per epoch (the runner's progress bar) and writes the resul
 """
 
 import argparse
-import json
 import math
 import os
 
@@ -38,30 +37,22 @@ def gmp_schedule(total_steps, final_sparsity, end_fraction=2 / 3):
 
 
 def main(argv=None):
+    from bench import common, models
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
-    parser.add_argument("--model", required=True, help="a name in bench.models.MODELS")
+    common.baseline_arguments(parser)
     parser.add_argument("--final-sparsity", type=float, required=True)
     parser.add_argument("--block-size", type=int, nargs=2, metavar=("ROWS", "COLS"))
     parser.add_argument("--end-fraction", type=float, default=2 / 3)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 (bench.cnn)")
     parser.add_argument("--policy", choices=("xnnpack",), help="tfmot's PruneForLatencyOnXNNPack (bench.cnn)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="where to write the result JSON")
-    parser.add_argument("--save-weights", help="also save the stripped weights (.npz, w0, w1, ...)")
     args = parser.parse_args(argv)
 
     import numpy as np
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras
-
-    from bench import common, models
 
     with np.load(args.data) as f:
         arrays = {k: f[k] for k in f.files}
@@ -99,10 +90,7 @@ def main(argv=None):
         "tf_keras": tf_keras.__version__,
         "tfmot": tfmot.__version__,
     }
-    partial = args.out + ".partial"
-    with open(partial, "w") as f:
-        json.dump(result, f)
-    os.replace(partial, args.out)
+    common.write_result(args.out, result)
 
 
 if __name__ == "__main__":
