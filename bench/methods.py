@@ -8,6 +8,7 @@ kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLi
 import dataclasses
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -125,30 +126,72 @@ def run_gmp(ctx, run, on_epoch):
 
 def run_pquant(ctx, run, on_epoch):
     """PQuantML's DST (`alpha`, `threshold_type`) in a subprocess of its own venv: it pins
-    TensorFlow <= 2.20. The venv's interpreter is `$PQUANT_PYTHON`."""
+    TensorFlow <= 2.20. The venv's interpreter is `$PQUANT_PYTHON`.
+
+    A matched row (`final_sparsity`, from a DST run) cannot set its ratio, only alpha: it trains
+    at the alphas of `match_alpha` and keeps the run closest to the ratio, with every try in
+    `alpha_search`."""
     python = os.environ.get("PQUANT_PYTHON", "/work/venvs/pquant/bin/python")
     if not os.access(python, os.X_OK):
         raise RuntimeError(
             f"no PQuantML interpreter at {python} (set PQUANT_PYTHON); build it with: python -m venv "
             '/work/venvs/pquant && /work/venvs/pquant/bin/pip install "tensorflow-cpu==2.20.*" "pquant-ml==0.1.0" numpy'
         )
-    stem = ctx.workdir / f"pquant-{os.getpid()}-{time.monotonic_ns()}"
-    command = [
-        python, "-m", "bench.pquant_baseline",
-        "--data", str(ctx.data_file()),
-        "--model", ctx.suite.model,
-        "--alpha", repr(run.params["alpha"]),
-        "--threshold-type", run.params.get("threshold_type", "channelwise"),
-        "--epochs", str(ctx.settings["epochs"]),
-        "--batch-size", str(ctx.settings["batch_size"]),
-        "--lr", repr(ctx.settings["lr"]),
-        "--momentum", repr(ctx.settings["momentum"]),
-        "--seed", str(run.seed),
-        "--out", f"{stem}.json",
-        "--save-weights", f"{stem}.npz",
-    ] + (["--jit-compile"] if ctx.settings["jit_compile"] else [])  # fmt: skip
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return _run_baseline(ctx, "PQuantML", command, env, stem, on_epoch)
+
+    def train(alpha):
+        stem = ctx.workdir / f"pquant-{os.getpid()}-{time.monotonic_ns()}"
+        command = [
+            python, "-m", "bench.pquant_baseline",
+            "--data", str(ctx.data_file()),
+            "--model", ctx.suite.model,
+            "--alpha", repr(alpha),
+            "--threshold-type", run.params.get("threshold_type", "channelwise"),
+            "--epochs", str(ctx.settings["epochs"]),
+            "--batch-size", str(ctx.settings["batch_size"]),
+            "--lr", repr(ctx.settings["lr"]),
+            "--momentum", repr(ctx.settings["momentum"]),
+            "--seed", str(run.seed),
+            "--out", f"{stem}.json",
+            "--save-weights", f"{stem}.npz",
+        ] + (["--jit-compile"] if ctx.settings["jit_compile"] else [])  # fmt: skip
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        return {"alpha": alpha, **_run_baseline(ctx, "PQuantML", command, env, stem, on_epoch)}
+
+    if "final_sparsity" not in run.params:
+        return train(run.params["alpha"])
+    target = 1.0 - run.params["final_sparsity"]
+    alpha = run.params.get("alpha", PQUANT_ALPHA * (target / PQUANT_REMAINING) ** (1 / PQUANT_SLOPE))
+    return match_alpha(train, target, alpha)
+
+
+# PQuantML's remaining ratio against alpha on LeNet-300-100 (BENCHMARKS section 12, pquant300):
+# 8.85% at 5e-4 and 1.30% at 1.5e-3, i.e. remaining ~ alpha ** -1.75 between them. A matched
+# row's first alpha lies on that line unless the row gives one.
+PQUANT_ALPHA, PQUANT_REMAINING, PQUANT_SLOPE = 5e-4, 0.0885, -1.75
+
+
+def match_alpha(train, target, alpha, tries=3, tolerance=0.1):
+    """Searches alpha for `train(alpha)` (-> figures with `remaining`) to end at `target`.
+
+    The first try is `alpha`, then secant steps on log(remaining) against log(alpha), starting
+    from `PQUANT_SLOPE` (and kept to a negative slope: more penalty, fewer weights). Stops when a
+    run is within `tolerance` (relative) of `target` or after `tries` runs; returns the run
+    closest to it in log ratio, with `alpha_search`: every try's alpha, remaining and accuracy.
+    """
+    runs = []
+    slope = PQUANT_SLOPE
+    for _ in range(tries):
+        runs.append(train(alpha))
+        if abs(runs[-1]["remaining"] / target - 1) <= tolerance:
+            break
+        if len(runs) >= 2:
+            (a0, r0), (a1, r1) = ((math.log(r["alpha"]), math.log(r["remaining"])) for r in runs[-2:])
+            if a1 != a0 and (r1 - r0) / (a1 - a0) < 0:
+                slope = min(-0.25, (r1 - r0) / (a1 - a0))
+        alpha = math.exp(math.log(alpha) + (math.log(target) - math.log(runs[-1]["remaining"])) / slope)
+    best = min(runs, key=lambda r: abs(math.log(r["remaining"] / target)))
+    search = [{k: r[k] for k in ("alpha", "remaining", "test_accuracy")} for r in runs]
+    return {**best, "alpha_search": search}
 
 
 def _run_baseline(ctx, name, command, env, stem, on_epoch):

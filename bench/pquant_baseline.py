@@ -50,7 +50,7 @@ def main(argv=None):
     from bench import common, models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.baseline_arguments(parser, models=("lenet300",))
+    common.baseline_arguments(parser, models=("lenet300", "lenet5"))
     parser.add_argument("--alpha", type=float, required=True)
     parser.add_argument("--threshold-type", choices=("layerwise", "channelwise", "weightwise"), default="channelwise")
     parser.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
@@ -60,7 +60,7 @@ def main(argv=None):
     import numpy as np
     import pquant
     import tensorflow as tf
-    from pquant.core.keras.layers import PQDense
+    from pquant.core.keras.layers import PQConv2d, PQDense
     from pquant.core.keras.train import PQuantCallback
 
     with np.load(args.data) as f:
@@ -68,13 +68,13 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     base = models.MODELS[args.model].build(arrays["x_train"].shape[1:], num_classes)
-    names = [layer.name for layer in base.layers if isinstance(layer, keras.layers.Dense)]
-    # LeNet-300-100 starts with a Flatten, which matters here: `add_compression_layers` converts
-    # `model.layers[1:]` only, so a first Dense would stay unpruned.
+    names = [layer.name for layer in base.layers if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))]
+    # Both LeNets start with a Flatten or Reshape, which matters here: `add_compression_layers`
+    # converts `model.layers[1:]` only, so a first Dense or Conv2D would stay unpruned.
     config = dst_config(args.alpha, args.threshold_type, args.epochs)
     model = pquant.add_compression_layers(base, config)
-    dense = [layer for layer in model.layers if isinstance(layer, PQDense)]
-    assert len(dense) == len(names), f"only {len(dense)} of {len(names)} Dense layers converted"
+    pruned = [layer for layer in model.layers if isinstance(layer, (PQDense, PQConv2d))]
+    assert len(pruned) == len(names), f"only {len(pruned)} of {len(names)} Dense/Conv2D layers converted"
 
     common.compile_model(keras, model, args.lr, args.momentum, jit_compile=args.jit_compile)
     pq_callback = PQuantCallback(config, log_ebops=False)  # logs "remaining_weights" per epoch
@@ -92,9 +92,9 @@ def main(argv=None):
     # masked weights (mask frozen at the last epoch's end), as PQuantML exports it; the test
     # figures were taken after it.
     weights, per_layer, nonzero, total = [], {}, 0, 0
-    for name, layer in zip(names, dense):
+    for name, layer in zip(names, pruned):
         kernel = np.asarray(layer._kernel)
-        mask = np.asarray(layer.pruning_layer.mask).T  # the mask is in (out, in) layout
+        mask = np.asarray(layer.pruning_layer.mask)  # in PyTorch's layout: only its count is used
         count = int(np.count_nonzero(kernel))
         assert layer.final_compression_done and count == int(mask.sum()), f"{name}: {count} nonzero, mask {mask.sum()}"
         per_layer[name] = count / kernel.size

@@ -103,6 +103,25 @@ WARMUP_HIGHER_ROWS = (
     Experiment("dst", {"alpha": 7e-4, "alpha_ramp_epochs": 5}),
     Experiment("gmp", match="dst"),
 )
+# Issue #13, the curves: alpha ramped in over the first half of training (GMP prunes over its
+# first 2/3), each DST run matched by GMP and by PQuantML (alpha searched to reach its ratio).
+RAMP = 10
+RAMP_CURVE_300 = (5e-4, 7e-4, 2e-3, 5e-3)  # with 1e-3 in SCHEDULE_SLOW_ROWS: ~12% to ~0.5%
+RAMP_CURVE_5 = (3e-4, 8e-4, 2e-3, 5e-3)
+MATCHED = (Experiment("gmp", match="dst"), Experiment("pquant", {"threshold_type": "channelwise"}, match="dst"))
+# Issue #13: GMP prunes on a cubic schedule over the first 2/3 of training, then trains its
+# masks for the last third. DST with the same shape: alpha ramped in, masks frozen at the end.
+SCHEDULE_ROWS = (
+    Experiment("dst", {"alpha": 7e-4, "alpha_ramp_epochs": 5, "finetune_epochs": 6}),
+    Experiment("dst", {"alpha": 1e-3, "alpha_ramp_epochs": 5, "finetune_epochs": 6}),
+    Experiment("gmp", match="dst"),
+)
+# A slower ramp (10 epochs), with and without frozen masks at the end.
+SCHEDULE_SLOW_ROWS = (
+    Experiment("dst", {"alpha": 1e-3, "alpha_ramp_epochs": 10}),
+    Experiment("dst", {"alpha": 1.5e-3, "alpha_ramp_epochs": 10, "finetune_epochs": 6}),
+    *MATCHED,
+)
 # PQuantML's Keras DST (own venv and process) at the paper's alphas, one threshold per unit as
 # the paper: an outside implementation of the same method, for reference.
 PQUANT_ROWS = tuple(
@@ -120,6 +139,10 @@ SUITES = {
     "warmup300": Suite("lenet300", WARMUP_ROWS),
     "warmup300b": Suite("lenet300", WARMUP_HIGHER_ROWS),
     "pquant300": Suite("lenet300", PQUANT_ROWS),
+    "schedule300": Suite("lenet300", SCHEDULE_ROWS),
+    "schedule300b": Suite("lenet300", SCHEDULE_SLOW_ROWS),
+    "ramp300": Suite("lenet300", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_300), *MATCHED)),
+    "ramp5": Suite("lenet5", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_5), *MATCHED)),
 }
 
 

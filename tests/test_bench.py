@@ -177,3 +177,24 @@ def test_across_suites_puts_every_suite_of_a_model_in_one_panel():
     assert [setup[:2] for setup in panels] == [("a+b", "lenet300"), ("c", "lenet5")]
     rows = panels[next(iter(panels))]
     assert {name: len(runs) for name, runs in rows.items()} == {"dst of a": 2, "pquant of b": 1}
+
+
+def test_match_alpha_searches_until_the_ratio_is_reached_and_keeps_the_closest():
+    from bench import methods
+
+    tries = []
+
+    def train(alpha):  # remaining ~ alpha ** -2.5: steeper than the first guess of the slope
+        tries.append(alpha)
+        return {"alpha": alpha, "remaining": 0.1 * (alpha / 5e-4) ** -2.5, "test_accuracy": 0.9}
+
+    result = methods.match_alpha(train, target=0.02, alpha=5e-4)
+    assert abs(result["remaining"] / 0.02 - 1) <= 0.1
+    assert len(tries) <= 3 and [t["alpha"] for t in result["alpha_search"]] == tries
+    assert tries[1] > tries[0]  # fewer weights wanted: the first step raises alpha
+
+    def noisy(alpha):  # a ratio alpha cannot reach: all tries are kept, the closest returned
+        return {"alpha": alpha, "remaining": 0.5 if alpha > 1e-3 else 0.03, "test_accuracy": 0.8}
+
+    result = methods.match_alpha(noisy, target=0.01, alpha=5e-4, tries=3)
+    assert len(result["alpha_search"]) == 3 and result["remaining"] == 0.03
