@@ -129,11 +129,59 @@ def markdown(setups, failed=0):
         for name, row in summary.items():
             lines.append(f"| {name} | " + " | ".join(_cell(row["layers"].get(k), 1) for k in layers) + " |")
         lines.append("")
+        lines += matched_table(rows)
         lines += export_table(rows)
     lines.append(NOTES)
     if failed:
         lines += ["", f"{failed} failed run(s) are not included."]
     return "\n".join(lines) + "\n"
+
+
+def matched_table(rows, tolerance=0.1):
+    """Each DST row against the GMP and PQuantML runs matched to its runs, seed by seed.
+
+    GMP is given the DST run's ratio; PQuantML searches its alpha for it and may miss: its
+    remaining ratio is shown, and a miss by more than `tolerance` (relative) is flagged.
+    """
+    matched = {}
+    for runs in rows.values():
+        for r in runs:
+            if "matched" in r["params"]:
+                matched[(r["method"], r["params"]["matched"], r["seed"])] = r
+    lines = []
+    for name, runs in rows.items():
+        if runs[0]["method"] != "dst" or not any((m, name, r["seed"]) in matched for m in ("gmp", "pquant") for r in runs):
+            continue
+        remaining = [100 * r["remaining"] for r in runs]
+        cells = [f"{np.mean(remaining):.2f}% ({max(remaining) - min(remaining):.2f})", f"{_mean(runs):.2f}%"]
+        for method in ("gmp", "pquant"):
+            peers = [matched.get((method, name, r["seed"])) for r in runs]
+            if None in peers:
+                cells += ["–", "–"]
+                continue
+            missed = [p for p, r in zip(peers, runs) if abs(p["remaining"] / r["remaining"] - 1) > tolerance]
+            at = "" if method == "gmp" else f" at {100 * np.mean([p['remaining'] for p in peers]):.2f}%"
+            flag = f" ({len(missed)} of {len(peers)} missed the ratio)" if missed else ""
+            cells += [f"{_mean(peers):.2f}%{at}{flag}", f"{_mean(runs) - _mean(peers):+.2f}"]
+        ahead = sum(
+            r["test_accuracy"] >= matched[("gmp", name, r["seed"])]["test_accuracy"]
+            for r in runs if ("gmp", name, r["seed"]) in matched
+        )  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ahead} of {len(runs)} |")
+    if not lines:
+        return []
+    return [
+        "Matched runs, seed by seed (remaining: mean over seeds, spread in points):",
+        "",
+        "| DST row | Remaining (spread) | DST | GMP | DST - GMP | PQuantML | DST - PQuantML | Seeds DST >= GMP |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *lines,
+        "",
+    ]
+
+
+def _mean(runs):
+    return 100 * float(np.mean([r["test_accuracy"] for r in runs]))
 
 
 def export_table(rows):

@@ -198,3 +198,23 @@ def test_match_alpha_searches_until_the_ratio_is_reached_and_keeps_the_closest()
 
     result = methods.match_alpha(noisy, target=0.01, alpha=5e-4, tries=3)
     assert len(result["alpha_search"]) == 3 and result["remaining"] == 0.03
+
+
+def test_matched_table_compares_each_dst_row_with_its_peers_seed_by_seed():
+    from bench.report import matched_table
+
+    def run(method, seed, accuracy, remaining, matched=None):
+        params = {"matched": matched} if matched else {"alpha": 5e-4}
+        return {"method": method, "seed": seed, "test_accuracy": accuracy, "remaining": remaining, "params": params}
+
+    dst = "dst alpha=0.0005"
+    rows = {
+        dst: [run("dst", 0, 0.88, 0.10), run("dst", 1, 0.90, 0.12)],
+        "gmp @ " + dst: [run("gmp", 0, 0.89, 0.10, dst), run("gmp", 1, 0.88, 0.12, dst)],
+        "pquant @ " + dst: [run("pquant", 0, 0.87, 0.10, dst), run("pquant", 1, 0.86, 0.30, dst)],
+    }
+    row = matched_table(rows)[4]
+    assert row == (
+        f"| {dst} | 11.00% (2.00) | 89.00% | 88.50% | +0.50 | 86.50% at 20.00% (1 of 2 missed the ratio) "
+        "| +2.50 | 1 of 2 |"
+    )
