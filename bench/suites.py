@@ -107,7 +107,7 @@ WARMUP_HIGHER_ROWS = (
 # first 2/3), each DST run matched by GMP and by PQuantML (alpha searched to reach its ratio).
 RAMP = 10
 RAMP_CURVE_300 = (5e-4, 7e-4, 2e-3, 5e-3)  # with 1e-3 in SCHEDULE_SLOW_ROWS: ~12% to ~0.5%
-RAMP_CURVE_5 = (3e-4, 8e-4, 2e-3, 5e-3)
+RAMP_CURVE_5 = (5e-4, 1e-3, 2e-3, 4e-3)
 MATCHED = (Experiment("gmp", match="dst"), Experiment("pquant", {"threshold_type": "channelwise"}, match="dst"))
 # Issue #13: GMP prunes on a cubic schedule over the first 2/3 of training, then trains its
 # masks for the last third. DST with the same shape: alpha ramped in, masks frozen at the end.
