@@ -160,14 +160,17 @@ def run_pquant(ctx, run, on_epoch):
     if "final_sparsity" not in run.params:
         return train(run.params["alpha"])
     target = 1.0 - run.params["final_sparsity"]
-    alpha = run.params.get("alpha", PQUANT_ALPHA * (target / PQUANT_REMAINING) ** (1 / PQUANT_SLOPE))
+    anchor_alpha, anchor_remaining = PQUANT_ANCHORS[ctx.suite.model]
+    alpha = run.params.get("alpha", anchor_alpha * (target / anchor_remaining) ** (1 / PQUANT_SLOPE))
     return match_alpha(train, target, alpha)
 
 
 # PQuantML's remaining ratio against alpha on LeNet-300-100 (BENCHMARKS section 12, pquant300):
 # 8.85% at 5e-4 and 1.30% at 1.5e-3, i.e. remaining ~ alpha ** -1.75 between them. A matched
-# row's first alpha lies on that line unless the row gives one.
-PQUANT_ALPHA, PQUANT_REMAINING, PQUANT_SLOPE = 5e-4, 0.0885, -1.75
+# row's first alpha lies on that slope through its model's anchor, unless the row gives one.
+# LeNet-5's anchor is tfprune's DST at 5e-4 (section 1), which PQuantML follows on LeNet-300.
+PQUANT_SLOPE = -1.75
+PQUANT_ANCHORS = {"lenet300": (5e-4, 0.0885), "lenet5": (5e-4, 0.054)}
 
 
 def match_alpha(train, target, alpha, tries=3, tolerance=0.1):
