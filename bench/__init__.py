@@ -7,7 +7,7 @@ Library modules: `records` (the JSONL record store), `runner` (the row loop), `s
 `methods` (the MLP/CNN suites), `lstm_suite`, `lstm_train` and `lstm_export` (the LSTM suite),
 `figures` and `tflite_figures` (what a row measures), `common` (training, shared with the tfmot
 process), `models`. Entry points (`run`, `lstm`, `report`, `lstm_report`, `export_sizes`,
-`step_time`, `tfmot_baseline`) import the library and are imported by nothing.
+`step_time`, `mask_churn`, `tfmot_baseline`, `pquant_baseline`) import the library and are imported by nothing.
 """
 
 from pathlib import Path

@@ -218,3 +218,33 @@ def test_matched_table_compares_each_dst_row_with_its_peers_seed_by_seed():
         f"| {dst} | 11.00% (2.00) | 89.00% | 88.50% | +0.50 | 86.50% at 20.00% (1 of 2 missed the ratio) "
         "| +2.50 | 1 of 2 |"
     )
+
+
+def test_mask_churn_counts_changes_and_restarts_a_weight_s_run_when_it_comes_back():
+    import keras
+
+    from bench.mask_churn import churn_callback
+
+    class Scripted:  # a masked layer whose mask follows a script, one entry per read
+        name = "fc"
+
+        def __init__(self, masks):
+            self.masks = iter(np.array(masks, dtype=bool))
+
+        def mask(self):
+            return next(self.masks)
+
+    layer = Scripted([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]])
+    churn = churn_callback(keras, every=1)
+    churn.params = {"steps": 2}
+    churn.start([layer])
+    for epoch in range(2):
+        churn.on_epoch_begin(epoch)
+        for batch in range(2):
+            churn.on_train_batch_end(batch)
+        churn.on_epoch_end(epoch)
+    assert churn.per_epoch[0]["flips"] == {"fc": 0.375}  # 2 of 4, then 1 of 4
+    assert churn.per_epoch[1] == {"epoch": 2, "flips": {"fc": 0.125}, "kept": {"fc": 1.0}}
+    # kept since the start: entry 0; since epoch 1: entries 2 and 3 (joined in epoch 1); entry 1
+    # left and came back in epoch 2, so its run starts there.
+    assert churn.kept_without_break(2) == {"fc": [0.25, 0.75, 1.0]}
