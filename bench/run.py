@@ -28,6 +28,7 @@ def parse_args(argv):
     parser.add_argument("--dataset", default="auto", help="auto (Fashion-MNIST, else digits), fashion_mnist, digits")
     parser.add_argument("--epochs", type=int, help="default 20 (2 with --quick)")
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds: runs use seeds 0..N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="start at this seed (a second process on other seeds)")
     parser.add_argument("--methods", help="comma-separated subset of " + ", ".join(methods.METHODS))
     parser.add_argument("--train-size", type=int, help="first N training images (default all; 5000 with --quick)")
     parser.add_argument("--test-size", type=int, help="first N test images (default all; 1000 with --quick)")
@@ -53,7 +54,10 @@ def parse_args(argv):
         args.test_size = args.test_size or 1000
     if args.out is None:
         args.out = OUT_DIR / f"{'+'.join(names)}{'-quick' if args.quick else ''}.jsonl"
+    if not 0 <= args.first_seed < args.seeds:
+        parser.error(f"--first-seed must be in 0..{args.seeds - 1} (--seeds is {args.seeds})")
     args.suites, args.method_names = names, method_names
+    args.seed_range = range(args.first_seed, args.seeds)
     return args
 
 
@@ -62,10 +66,10 @@ def main(argv=None):
     dataset, arrays = suites.load_arrays(args.dataset, args.train_size, args.test_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.out)
-    total = suites.total_runs(args.suites, args.seeds, args.method_names)
+    total = suites.total_runs(args.suites, len(args.seed_range), args.method_names)
     print(
         f"bench: {dataset} ({len(arrays['x_train'])} train / {len(arrays['x_test'])} test images), "
-        f"{args.epochs} epochs, seeds 0..{args.seeds - 1}, {total} runs -> {args.out}",
+        f"{args.epochs} epochs, seeds {args.first_seed}..{args.seeds - 1}, {total} runs -> {args.out}",
         flush=True,
     )
     options = {
@@ -79,7 +83,7 @@ def main(argv=None):
         total=total, unit="run", desc="bench", dynamic_ncols=True
     ) as bar:
         contexts = {name: suites.context(name, dataset, arrays, options, Path(workdir)) for name in args.suites}
-        rows = suites.plan(contexts, args.seeds, args.method_names, store, bar)
+        rows = suites.plan(contexts, args.seed_range, args.method_names, store, bar)
         failures = run_rows(rows, store, bar, summary=suites.summary(store))
     print(f"bench: results in {args.out}" + (f"; {failures} run(s) FAILED" if failures else ""))
     return 1 if failures else 0

@@ -198,10 +198,11 @@ def plan(contexts, seeds, method_names, store, bar):
 
     Args:
         contexts: `{suite name: methods.Context}`.
+        seeds: the seeds to run, e.g. `range(1, 3)`.
     """
     for name, ctx in contexts.items():
         experiments = [e for e in ctx.suite.experiments if e.method in method_names]
-        for seed in range(seeds):
+        for seed in seeds:
             for experiment in experiments:
                 runs = expand(experiment, name, seed, store.finished(ctx.settings))
                 if len(runs) != expected_runs(experiment, ctx.suite):
