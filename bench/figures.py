@@ -13,7 +13,7 @@ def remaining_weights(model):
 
     Returns:
         `{"remaining", "remaining_per_layer": {layer: ratio}, "weights_total",
-        "weights_remaining"}`.
+        "weights_remaining", "units_per_layer"}`, the last as `units_of` gives it.
     """
     import tfprune
 
@@ -24,7 +24,30 @@ def remaining_weights(model):
         "remaining_per_layer": {row["layer"]: row["nonzeros"] / row["params"] for row in rows},
         "weights_total": report.params,
         "weights_remaining": report.nonzeros,
+        "units_per_layer": units_of(model),
     }
+
+
+def units_of(model):
+    """How a layer spreads its kept weights over its output units (the kernel's last axis):
+    `{layer: {"units", "alive", "fan_in_p10", "fan_in_median", "fan_in_p90"}}`, where `alive`
+    counts units with at least one kept weight and fan-in is kept weights per unit. DST's
+    per-unit thresholds can concentrate a layer's weights on few units; GMP's cut is layer-wide."""
+    import numpy as np
+
+    figures = {}
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        kernel = np.asarray(kernel)
+        fan_in = np.count_nonzero(kernel.reshape(-1, kernel.shape[-1]), axis=0)
+        p10, median, p90 = (float(v) for v in np.percentile(fan_in, (10, 50, 90)))
+        figures[layer.name] = {
+            "units": int(fan_in.size), "alive": int(np.count_nonzero(fan_in)),
+            "fan_in_p10": p10, "fan_in_median": median, "fan_in_p90": p90,
+        }  # fmt: skip
+    return figures
 
 
 def kernel_figures(model):

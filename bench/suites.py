@@ -125,6 +125,9 @@ SCHEDULE_SLOW_ROWS = (
     Experiment("dst", {"alpha": 1.5e-3, "alpha_ramp_epochs": 10, "finetune_epochs": 6}),
     Experiment("gmp", match="dst"),
 )
+# Issue #13: how DST (per-unit thresholds) and GMP (a layer-wide cut) spread a layer's kept
+# weights over its units, at the paper's alpha (`figures.units_of`, in every record since).
+UNITS_ROWS = (Experiment("dst", {"alpha": PAPER_ALPHAS[0]}), Experiment("gmp", match="dst"))
 # PQuantML's Keras DST (own venv and process) at the paper's alphas, one threshold per unit as
 # the paper: an outside implementation of the same method, for reference.
 PQUANT_ROWS = tuple(
@@ -145,6 +148,7 @@ SUITES = {
     "schedule300": Suite("lenet300", SCHEDULE_ROWS),
     "schedule300b": Suite("lenet300", SCHEDULE_SLOW_ROWS),
     "ramp300": Suite("lenet300", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_300), *MATCHED)),
+    "units300": Suite("lenet300", UNITS_ROWS),
     "curve5": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5), *MATCHED)),
 }
 

@@ -248,3 +248,14 @@ def test_mask_churn_counts_changes_and_restarts_a_weight_s_run_when_it_comes_bac
     # kept since the start: entry 0; since epoch 1: entries 2 and 3 (joined in epoch 1); entry 1
     # left and came back in epoch 2, so its run starts there.
     assert churn.kept_without_break(2) == {"fc": [0.25, 0.75, 1.0]}
+
+
+def test_units_of_counts_alive_units_and_their_fan_in():
+    import keras
+
+    from bench.figures import units_of
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d"), keras.layers.Flatten()])
+    model.layers[0].kernel.assign(np.array([[1, 0, 0, 0], [1, 2, 0, 0], [1, 0, 0, 0]], "float32"))
+    figures = units_of(model)["d"]  # fan-in per unit: 3, 1, 0, 0
+    assert (figures["units"], figures["alive"], figures["fan_in_median"]) == (4, 2, 0.5)
