@@ -13,14 +13,18 @@ def remaining_weights(model):
 
     Returns:
         `{"remaining", "remaining_per_layer": {layer: ratio}, "weights_total",
-        "weights_remaining", "units_per_layer"}`, the last as `units_of` gives it.
+        "weights_remaining", "remaining_compacted", "units_per_layer"}`: `remaining_compacted`
+        counts the kernels of `tfprune.compact(model)` (dead units removed, the weights that read
+        them folded into biases) against the same total; `units_per_layer` is `units_of`'s.
     """
     import tfprune
 
     report = tfprune.sparsity_report(model)
     rows = report.to_dict()["layers"]
+    compacted = tfprune.sparsity_report(tfprune.compact(model)[0])
     return {
         "remaining": report.nonzeros / report.params,
+        "remaining_compacted": compacted.nonzeros / report.params,
         "remaining_per_layer": {row["layer"]: row["nonzeros"] / row["params"] for row in rows},
         "weights_total": report.params,
         "weights_remaining": report.nonzeros,

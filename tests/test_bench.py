@@ -259,3 +259,14 @@ def test_units_of_counts_alive_units_and_their_fan_in():
     model.layers[0].kernel.assign(np.array([[1, 0, 0, 0], [1, 2, 0, 0], [1, 0, 0, 0]], "float32"))
     figures = units_of(model)["d"]  # fan-in per unit: 3, 1, 0, 0
     assert (figures["units"], figures["alive"], figures["fan_in_median"]) == (4, 2, 0.5)
+
+
+def test_remaining_compacted_drops_the_weights_that_read_dead_units():
+    import keras
+
+    from bench.figures import remaining_weights
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    model.layers[0].kernel.assign(np.array([[1, 0, 0, 0], [1, 2, 0, 0], [1, 0, 0, 0]], "float32"))
+    figures = remaining_weights(model)  # units 3 and 4 are dead: 4 of the second kernel's 8 read them
+    assert (figures["remaining"], figures["remaining_compacted"]) == (12 / 20, 8 / 20)
