@@ -102,6 +102,7 @@ def run_gmp(ctx, run, on_epoch):
     """tfmot in a subprocess (it needs tf_keras): `_run_baseline`."""
     params = dict(run.params)
     params.pop("matched", None)
+    params.pop("matched_on", None)
     stem = ctx.workdir / f"gmp-{os.getpid()}-{time.monotonic_ns()}"
     command = [
         sys.executable, "-m", "bench.tfmot_baseline",

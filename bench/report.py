@@ -138,7 +138,8 @@ def markdown(setups, failed=0):
 
 
 def matched_table(rows, tolerance=0.1):
-    """Each DST row against the GMP and PQuantML runs matched to its runs, seed by seed.
+    """Each DST row against the GMP and PQuantML runs matched to its runs, seed by seed: one
+    table per ratio they were matched on (`remaining`, or `remaining_compacted`).
 
     GMP is given the DST run's ratio; PQuantML searches its alpha for it and may miss: its
     remaining ratio is shown, and a miss by more than `tolerance` (relative) is flagged.
@@ -147,20 +148,28 @@ def matched_table(rows, tolerance=0.1):
     for runs in rows.values():
         for r in runs:
             if "matched" in r["params"]:
-                matched[(r["method"], r["params"]["matched"], r["seed"])] = r
+                key = r["params"].get("matched_on", "remaining")
+                matched[(r["method"], key, r["params"]["matched"], r["seed"])] = r
+    lines = []
+    for key in dict.fromkeys(k[1] for k in matched):
+        lines += _matched_rows(rows, {(m, run, seed): r for (m, k, run, seed), r in matched.items() if k == key}, key, tolerance)
+    return lines
+
+
+def _matched_rows(rows, matched, key, tolerance):
     lines = []
     for name, runs in rows.items():
         if runs[0]["method"] != "dst" or not any((m, name, r["seed"]) in matched for m in ("gmp", "pquant") for r in runs):
             continue
-        remaining = [100 * r["remaining"] for r in runs]
+        remaining = [100 * r[key] for r in runs]
         cells = [f"{np.mean(remaining):.2f}% ({max(remaining) - min(remaining):.2f})", f"{_mean(runs):.2f}%"]
         for method in ("gmp", "pquant"):
             peers = [matched.get((method, name, r["seed"])) for r in runs]
             if None in peers:
                 cells += ["–", "–"]
                 continue
-            missed = [p for p, r in zip(peers, runs) if abs(p["remaining"] / r["remaining"] - 1) > tolerance]
-            at = "" if method == "gmp" else f" at {100 * np.mean([p['remaining'] for p in peers]):.2f}%"
+            missed = [p for p, r in zip(peers, runs) if abs(p[key] / r[key] - 1) > tolerance]
+            at = "" if method == "gmp" else f" at {100 * np.mean([p[key] for p in peers]):.2f}%"
             flag = f" ({len(missed)} of {len(peers)} missed the ratio)" if missed else ""
             cells += [f"{_mean(peers):.2f}%{at}{flag}", f"{_mean(runs) - _mean(peers):+.2f}"]
         ahead = sum(
@@ -171,9 +180,9 @@ def matched_table(rows, tolerance=0.1):
     if not lines:
         return []
     return [
-        "Matched runs, seed by seed (remaining: mean over seeds, spread in points):",
+        f"Matched runs on `{key}`, seed by seed (mean over seeds, spread in points):",
         "",
-        "| DST row | Remaining (spread) | DST | GMP | DST - GMP | PQuantML | DST - PQuantML | Seeds DST >= GMP |",
+        f"| DST row | {key} (spread) | DST | GMP | DST - GMP | PQuantML | DST - PQuantML | Seeds DST >= GMP |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *lines,
         "",

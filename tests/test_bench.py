@@ -213,11 +213,22 @@ def test_matched_table_compares_each_dst_row_with_its_peers_seed_by_seed():
         "gmp @ " + dst: [run("gmp", 0, 0.89, 0.10, dst), run("gmp", 1, 0.88, 0.12, dst)],
         "pquant @ " + dst: [run("pquant", 0, 0.87, 0.10, dst), run("pquant", 1, 0.86, 0.30, dst)],
     }
-    row = matched_table(rows)[4]
+    rows["gmp matched_on=remaining_compacted @ " + dst] = [
+        {**run("gmp", seed, 0.87, compacted, dst), "remaining_compacted": compacted}
+        for seed, compacted in ((0, 0.05), (1, 0.06))
+    ]
+    for compacted, record in zip((0.05, 0.06), rows[dst]):
+        record["remaining_compacted"] = compacted
+    for record in rows["gmp matched_on=remaining_compacted @ " + dst]:
+        record["params"]["matched_on"] = "remaining_compacted"
+    table = matched_table(rows)
+    row = table[4]
     assert row == (
         f"| {dst} | 11.00% (2.00) | 89.00% | 88.50% | +0.50 | 86.50% at 20.00% (1 of 2 missed the ratio) "
         "| +2.50 | 1 of 2 |"
     )
+    assert table[6].startswith("Matched runs on `remaining_compacted`")  # a table of its own
+    assert table[10] == f"| {dst} | 5.50% (1.00) | 89.00% | 87.00% | +2.00 | – | – | 2 of 2 |"
 
 
 def test_mask_churn_counts_changes_and_restarts_a_weight_s_run_when_it_comes_back():
