@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench import OUT_DIR, common
-from bench.methods import _ramped
+from bench.methods import ramped
 from bench.models import MODELS
 from bench.records import append_record
 
@@ -92,7 +92,7 @@ def main(argv=None):
     data = load_dataset("auto")
     alpha = args.alpha
     if args.alpha_ramp_epochs:
-        alpha = functools.partial(_ramped, args.alpha, args.alpha_ramp_epochs)
+        alpha = functools.partial(ramped, args.alpha, args.alpha_ramp_epochs)
     for seed in tqdm(range(args.seeds), unit="seed", desc="mask churn"):
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)

@@ -83,7 +83,7 @@ def run_dst(ctx, run, on_epoch):
     granularity = params.pop("granularity", "weight")
     ramp = params.pop("alpha_ramp_epochs", 0)  # alpha grows linearly to its value over these epochs
     if ramp:
-        params["alpha"] = functools.partial(_ramped, params["alpha"], ramp)
+        params["alpha"] = functools.partial(ramped, params["alpha"], ramp)
     model, result = _train_keras3(
         ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
         callbacks=[tfprune.DynamicPrune(**params)],
@@ -94,7 +94,7 @@ def run_dst(ctx, run, on_epoch):
     return result
 
 
-def _ramped(alpha, epochs, epoch):
+def ramped(alpha, epochs, epoch):
     return alpha * min(1.0, (epoch + 1) / epochs)
 
 

@@ -161,7 +161,7 @@ def test_lstm_units_report_prefers_side_by_side_latency_and_compares_with_dense(
 def test_alpha_ramp_reaches_alpha_at_its_last_epoch_and_stays():
     from bench import methods
 
-    ramp = [methods._ramped(5e-4, 5, epoch) for epoch in range(8)]
+    ramp = [methods.ramped(5e-4, 5, epoch) for epoch in range(8)]
     np.testing.assert_allclose(ramp, [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 5e-4, 5e-4, 5e-4])
 
 
