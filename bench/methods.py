@@ -5,6 +5,7 @@ A method is `fn(ctx, run, on_epoch)` -> the run's figures: `common.fit_and_evalu
 kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLite figures.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -75,22 +76,28 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, `alpha_ramp_epochs` ramps alpha, the other parameters
-    go to `DynamicPrune`."""
+    """`granularity` goes to `prunable`, `alpha_ramp_epochs` ramps alpha, `mask_rule` and
+    `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
+    `DynamicPrune`."""
     import tfprune
+
+    from bench import mask_rules
 
     params = dict(run.params)
     granularity = params.pop("granularity", "weight")
     ramp = params.pop("alpha_ramp_epochs", 0)  # alpha grows linearly to its value over these epochs
     if ramp:
         params["alpha"] = functools.partial(ramped, params["alpha"], ramp)
-    model, result = _train_keras3(
-        ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
-        callbacks=[tfprune.DynamicPrune(**params)],
-    )  # fmt: skip
-    result.update(remaining_weights(tfprune.strip(model)))
-    if ctx.suite.export:
-        result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
+    rule = params.pop("mask_rule", None)
+    floor_fraction = params.pop("floor_fraction", 0.02)
+    with mask_rules.mask_rule(rule, floor_fraction) if rule else contextlib.nullcontext():
+        model, result = _train_keras3(
+            ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
+            callbacks=[tfprune.DynamicPrune(**params)],
+        )  # fmt: skip
+        result.update(remaining_weights(tfprune.strip(model)))
+        if ctx.suite.export:
+            result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
     return result
 
 

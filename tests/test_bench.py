@@ -281,3 +281,36 @@ def test_remaining_compacted_drops_the_weights_that_read_dead_units():
     model.layers[0].kernel.assign(np.array([[1, 0, 0, 0], [1, 2, 0, 0], [1, 0, 0, 0]], "float32"))
     figures = remaining_weights(model)  # units 3 and 4 are dead: 4 of the second kernel's 8 read them
     assert (figures["remaining"], figures["remaining_compacted"]) == (12 / 20, 8 / 20)
+
+
+def test_floor_rule_keeps_every_unit_s_top_weights_and_restores_the_rule_after():
+    import tfprune
+    from bench.mask_rules import mask_rule
+    from tfprune.layers import base
+
+    layer = tfprune.layers.MaskedDense(3)
+    layer.build((None, 10))
+    layer.kernel.assign(np.arange(1, 31, dtype="float32").reshape(10, 3) / 100)  # |W| <= 0.3
+    layer.threshold.assign(np.array([1.0, 0.0, 1.0], "float32"))  # units 0 and 2 cut entirely
+    assert np.asarray(layer.mask()).sum(axis=0).tolist() == [0, 10, 0]
+    with mask_rule("floor", floor_fraction=0.2):
+        kept = np.asarray(layer.mask())
+    assert kept.sum(axis=0).tolist() == [2, 10, 2]
+    assert kept[8:, 0].all() and kept[8:, 2].all()  # the two largest of a unit's ten
+    assert base.mask_from_scores is tfprune.estimator.mask_from_scores
+
+
+def test_relative_rule_cuts_layers_of_any_weight_scale_alike():
+    import tfprune
+    from bench.mask_rules import mask_rule
+
+    masks = []
+    with mask_rule("relative"):
+        for scale in (1.0, 0.01):
+            layer = tfprune.layers.MaskedDense(4)
+            layer.build((None, 50))
+            layer.kernel.assign(scale * np.random.default_rng(0).normal(size=(50, 4)).astype("float32"))
+            layer.threshold.assign(np.full(4, 0.8, "float32"))  # 0.8 of the mean |W|
+            masks.append(np.asarray(layer.mask()))
+    assert 0.3 < masks[0].mean() < 0.7
+    np.testing.assert_array_equal(masks[0], masks[1])

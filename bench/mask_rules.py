@@ -1,0 +1,58 @@
+"""DST with its mask rule swapped for a variant, to test why DST trails GMP (issue #13).
+
+DST cuts each output unit at its own absolute threshold. Two variants test two explanations of the
+gap at 4-10% remaining (a DST row's `mask_rule` parameter):
+
+- `"floor"`: every unit keeps at least `floor_fraction` of its fan-in (its threshold is capped
+  under the unit's k-th largest |W|), so no unit dies: is unit death the cause?
+- `"relative"`: thresholds count in the kernel's mean |W|, so a layer of small weights (a wide
+  fc1) is not cut harder than one of large weights: is DST's own allocation the cause?
+"""
+
+import contextlib
+
+import numpy as np
+from keras import ops
+
+from tfprune import estimator
+from tfprune.layers import base
+
+
+def floor_mask(fraction):
+    """A mask rule that keeps each unit's top `fraction` of incoming weights whatever its threshold."""
+
+    def mask(weight, threshold, granularity="weight", input_axis=0):
+        if granularity != "weight":
+            return estimator.mask_from_scores(weight, threshold, granularity, input_axis)
+        units = int(np.prod(threshold.shape))
+        fan_in = int(np.prod(weight.shape)) // units
+        k = max(1, round(fraction * fan_in))
+        rows = ops.transpose(ops.reshape(ops.stop_gradient(ops.abs(weight)), (fan_in, units)))
+        kth = ops.reshape(ops.top_k(rows, k)[0][:, -1], threshold.shape)
+        cap = kth * (1 - 1e-6)  # strictly under the k-th magnitude, so the k-th weight is kept
+        return estimator.binary_step(ops.abs(weight) - ops.minimum(threshold, cap))
+
+    return mask
+
+
+def relative_mask(weight, threshold, granularity="weight", input_axis=0):
+    """A mask rule whose thresholds count in the kernel's mean |W|."""
+    if granularity != "weight":
+        return estimator.mask_from_scores(weight, threshold, granularity, input_axis)
+    scale = ops.stop_gradient(ops.mean(ops.abs(weight)))
+    return estimator.binary_step(ops.abs(weight) / scale - threshold)
+
+
+@contextlib.contextmanager
+def mask_rule(name, floor_fraction=0.02):
+    """Every masked layer computes its mask with rule `name` ("floor", "relative") inside."""
+    rules = {"floor": lambda: floor_mask(floor_fraction), "relative": lambda: relative_mask}
+    if name not in rules:
+        raise ValueError(f"mask_rule must be one of {sorted(rules)}; got {name!r}")
+    if not 0 < floor_fraction <= 1:
+        raise ValueError(f"floor_fraction must be in (0, 1]; got {floor_fraction!r}")
+    saved, base.mask_from_scores = base.mask_from_scores, rules[name]()
+    try:
+        yield
+    finally:
+        base.mask_from_scores = saved
