@@ -90,14 +90,33 @@ def run_dst(ctx, run, on_epoch):
         params["alpha"] = functools.partial(ramped, params["alpha"], ramp)
     rule = params.pop("mask_rule", None)
     floor_fraction = params.pop("floor_fraction", 0.02)
+    retrain = params.pop("retrain_mask", False)
     with mask_rules.mask_rule(rule, floor_fraction) if rule else contextlib.nullcontext():
         model, result = _train_keras3(
             ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
             callbacks=[tfprune.DynamicPrune(**params)],
         )  # fmt: skip
-        result.update(remaining_weights(tfprune.strip(model)))
+        stripped = tfprune.strip(model)
+        result.update(remaining_weights(stripped))
         if ctx.suite.export:
             result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
+    if retrain:
+        result = {**result, **_retrain_mask(ctx, run, on_epoch, stripped, result)}
+    return result
+
+
+def _retrain_mask(ctx, run, on_epoch, stripped, dst_result):
+    """The figures of DST's final mask trained again from the run's initialization (same seed):
+    the accuracy, history and times become the retrained model's, DST's own are kept beside."""
+    import keras
+
+    from bench.mask_retrain import fixed_masks_callback, kernel_masks
+
+    masks = kernel_masks(stripped)
+    model, result = _train_keras3(ctx, run, on_epoch, callbacks=[fixed_masks_callback(keras, masks)])
+    if remaining_weights(model)["remaining"] > dst_result["remaining"]:
+        raise RuntimeError(f"retrain_mask: the masks {sorted(masks)} did not reach the rebuilt model's layers")
+    result["dst_before_retrain"] = {k: dst_result[k] for k in ("test_accuracy", "history", "epoch_time")}
     return result
 
 

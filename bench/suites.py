@@ -131,6 +131,10 @@ FLOOR_300_ROWS = (
     Experiment("dst", {"alpha": PAPER_ALPHAS[0], "mask_rule": "floor", "floor_fraction": 0.02}),
     Experiment("gmp", match="dst"),
 )
+# Issue #13: which weights or how they are trained? DST's final mask trained again from the same
+# initialization with the mask fixed (`bench.mask_retrain`), against GMP matched.
+RETRAIN_300_ROWS = (Experiment("dst", {"alpha": PAPER_ALPHAS[0], "retrain_mask": True}), Experiment("gmp", match="dst"))
+RETRAIN_5_ROWS = (Experiment("dst", {"alpha": CURVE_5[0], "retrain_mask": True}), Experiment("gmp", match="dst"))
 RELATIVE_300_ROWS = (
     Experiment("dst", {"target_sparsity": 0.913, "mask_rule": "relative"}),
     Experiment("gmp", match="dst"),
@@ -185,6 +189,8 @@ SUITES = {
     "curve5": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5), *MATCHED)),
     "allocation5": Suite("lenet5", ALLOCATION_5_ROWS),
     "floor300": Suite("lenet300", FLOOR_300_ROWS),
+    "retrain300": Suite("lenet300", RETRAIN_300_ROWS),
+    "retrain5": Suite("lenet5", RETRAIN_5_ROWS),
     "relative300": Suite("lenet300", RELATIVE_300_ROWS),
     "relative5": Suite("lenet5", RELATIVE_5_ROWS),
     "ramp5": Suite("lenet5", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_5), *MATCHED)),
