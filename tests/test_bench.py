@@ -314,3 +314,21 @@ def test_relative_rule_cuts_layers_of_any_weight_scale_alike():
             masks.append(np.asarray(layer.mask()))
     assert 0.3 < masks[0].mean() < 0.7
     np.testing.assert_array_equal(masks[0], masks[1])
+
+
+def test_fixed_masks_keep_masked_weights_at_zero_through_training_and_train_the_rest():
+    import keras
+
+    from bench.mask_retrain import fixed_masks_callback, kernel_masks
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="d")])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    mask = np.tile(np.array([1, 0, 1, 0], "float32"), (6, 1))
+    before = model.layers[0].kernel.numpy().copy()
+    x, y = np.random.default_rng(0).normal(size=(2, 64, 6)).astype("float32")
+    model.fit(x, y[:, :4], batch_size=8, epochs=2, verbose=0, callbacks=[fixed_masks_callback(keras, {"d": mask})])
+    after = model.layers[0].kernel.numpy()
+    assert not after[mask == 0].any()  # momentum would move them back without the per-batch hold
+    assert not np.allclose(after[mask == 1], before[mask == 1])
+    np.testing.assert_array_equal(kernel_masks(model)["d"], mask)
