@@ -105,18 +105,19 @@ def run_dst(ctx, run, on_epoch):
     return result
 
 
-def _retrain_mask(ctx, run, on_epoch, stripped, dst_result):
-    """The figures of DST's final mask trained again from the run's initialization (same seed):
-    the accuracy, history and times become the retrained model's, DST's own are kept beside."""
+def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result):
+    """The figures of a pruned run's final mask trained again from the Keras 3 initialization of
+    its seed: the accuracy, history and times become the retrained model's, the run's own are
+    kept beside in `before_retrain`."""
     import keras
 
     from bench.mask_retrain import fixed_masks_callback, kernel_masks
 
     masks = kernel_masks(stripped)
     model, result = _train_keras3(ctx, run, on_epoch, callbacks=[fixed_masks_callback(keras, masks)])
-    if remaining_weights(model)["remaining"] > dst_result["remaining"]:
+    if remaining_weights(model)["remaining"] > pruned_result["remaining"]:
         raise RuntimeError(f"retrain_mask: the masks {sorted(masks)} did not reach the rebuilt model's layers")
-    result["dst_before_retrain"] = {k: dst_result[k] for k in ("test_accuracy", "history", "epoch_time")}
+    result["before_retrain"] = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time") if k in pruned_result}
     return result
 
 
@@ -129,6 +130,7 @@ def run_gmp(ctx, run, on_epoch):
     params = dict(run.params)
     params.pop("matched", None)
     params.pop("matched_on", None)
+    retrain = params.pop("retrain_mask", False)
     stem = ctx.workdir / f"gmp-{os.getpid()}-{time.monotonic_ns()}"
     command = [
         sys.executable, "-m", "bench.tfmot_baseline",
@@ -148,7 +150,10 @@ def run_gmp(ctx, run, on_epoch):
         flag = "--" + key.replace("_", "-")
         command += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return _run_baseline(ctx, "tfmot", command, env, stem, on_epoch)
+    model, result = _run_baseline(ctx, "tfmot", command, env, stem, on_epoch)
+    if retrain:
+        result = {**result, **_retrain_mask(ctx, run, on_epoch, model, result)}
+    return result
 
 
 def run_pquant(ctx, run, on_epoch):
@@ -182,7 +187,7 @@ def run_pquant(ctx, run, on_epoch):
             "--save-weights", f"{stem}.npz",
         ] + (["--jit-compile"] if ctx.settings["jit_compile"] else [])  # fmt: skip
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        return {"alpha": alpha, **_run_baseline(ctx, "PQuantML", command, env, stem, on_epoch)}
+        return {"alpha": alpha, **_run_baseline(ctx, "PQuantML", command, env, stem, on_epoch)[1]}
 
     if "final_sparsity" not in run.params:
         return train(run.params["alpha"])
@@ -227,7 +232,8 @@ def match_alpha(train, target, alpha, tries=3, tolerance=0.1):
 def _run_baseline(ctx, name, command, env, stem, on_epoch):
     """Runs a baseline script, following its `epoch i/n` lines; its stderr is kept for the error
     message. The script saves its pruned weights; this process loads them into the Keras 3
-    architecture to count them (and, in an `export` suite, to export them)."""
+    architecture to count them (and, in an `export` suite, to export them). Returns that model and
+    the run's figures."""
     with open(f"{stem}.log", "w") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
@@ -246,7 +252,7 @@ def _run_baseline(ctx, name, command, env, stem, on_epoch):
     result.update(remaining_weights(model))
     if ctx.suite.export:
         result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
-    return result
+    return model, result
 
 
 METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp, "pquant": run_pquant}
