@@ -21,37 +21,49 @@ from tfprune.layers import base
 def floor_mask(fraction):
     """A mask rule that keeps each unit's top `fraction` of incoming weights whatever its threshold."""
 
-    def mask(weight, threshold, granularity="weight", input_axis=0):
-        if granularity != "weight":
-            return estimator.mask_from_scores(weight, threshold, granularity, input_axis)
+    def mask(weight, threshold):
         units = int(np.prod(threshold.shape))
         fan_in = int(np.prod(weight.shape)) // units
         k = max(1, round(fraction * fan_in))
-        rows = ops.transpose(ops.reshape(ops.stop_gradient(ops.abs(weight)), (fan_in, units)))
+        magnitude = ops.abs(weight)
+        rows = ops.transpose(ops.reshape(ops.stop_gradient(magnitude), (fan_in, units)))
         kth = ops.reshape(ops.top_k(rows, k)[0][:, -1], threshold.shape)
         cap = kth * (1 - 1e-6)  # strictly under the k-th magnitude, so the k-th weight is kept
-        return estimator.binary_step(ops.abs(weight) - ops.minimum(threshold, cap))
+        return estimator.binary_step(magnitude - ops.minimum(threshold, cap))
 
     return mask
 
 
-def relative_mask(weight, threshold, granularity="weight", input_axis=0):
+def relative_mask(weight, threshold):
     """A mask rule whose thresholds count in the kernel's mean |W|."""
-    if granularity != "weight":
-        return estimator.mask_from_scores(weight, threshold, granularity, input_axis)
     scale = ops.stop_gradient(ops.mean(ops.abs(weight)))
     return estimator.binary_step(ops.abs(weight) / scale - threshold)
 
 
+def _weight_masks_only(rule):
+    """`rule` for per-weight masks; unit and block masks keep DST's own rule."""
+
+    def mask_from_scores(weight, threshold, granularity="weight", input_axis=0):
+        if granularity != "weight":
+            return estimator.mask_from_scores(weight, threshold, granularity, input_axis)
+        return rule(weight, threshold)
+
+    return mask_from_scores
+
+
 @contextlib.contextmanager
 def mask_rule(name, floor_fraction=0.02):
-    """Every masked layer computes its mask with rule `name` ("floor", "relative") inside."""
+    """Every masked layer computes its mask with rule `name` ("floor", "relative") inside; with
+    `name=None`, DST's own rule."""
+    if name is None:
+        yield
+        return
     rules = {"floor": lambda: floor_mask(floor_fraction), "relative": lambda: relative_mask}
     if name not in rules:
         raise ValueError(f"mask_rule must be one of {sorted(rules)}; got {name!r}")
     if not 0 < floor_fraction <= 1:
         raise ValueError(f"floor_fraction must be in (0, 1]; got {floor_fraction!r}")
-    saved, base.mask_from_scores = base.mask_from_scores, rules[name]()
+    saved, base.mask_from_scores = base.mask_from_scores, _weight_masks_only(rules[name]())
     try:
         yield
     finally:

@@ -5,7 +5,6 @@ A method is `fn(ctx, run, on_epoch)` -> the run's figures: `common.fit_and_evalu
 kernel figures of `figures.remaining_weights`, and in an `export` suite the TFLite figures.
 """
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -91,7 +90,7 @@ def run_dst(ctx, run, on_epoch):
     rule = params.pop("mask_rule", None)
     floor_fraction = params.pop("floor_fraction", 0.02)
     retrain = params.pop("retrain_mask", False)
-    with mask_rules.mask_rule(rule, floor_fraction) if rule else contextlib.nullcontext():
+    with mask_rules.mask_rule(rule, floor_fraction):
         model, result = _train_keras3(
             ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
             callbacks=[tfprune.DynamicPrune(**params)],
@@ -100,25 +99,24 @@ def run_dst(ctx, run, on_epoch):
         result.update(remaining_weights(stripped))
         if ctx.suite.export:
             result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
-    if retrain:
-        result = {**result, **_retrain_mask(ctx, run, on_epoch, stripped, result)}
-    return result
+    return _retrain_mask(ctx, run, on_epoch, stripped, result) if retrain else result
 
 
 def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result):
-    """The figures of a pruned run's final mask trained again from the Keras 3 initialization of
-    its seed: the accuracy, history and times become the retrained model's, the run's own are
-    kept beside in `before_retrain`."""
+    """`pruned_result` with its final mask trained again from the Keras 3 initialization of its
+    seed: the accuracy, history and times become the retrained model's, the run's own are kept
+    beside in `before_retrain` (the weight counts stay: the mask is the same)."""
     import keras
 
     from bench.mask_retrain import fixed_masks_callback, kernel_masks
 
     masks = kernel_masks(stripped)
     model, result = _train_keras3(ctx, run, on_epoch, callbacks=[fixed_masks_callback(keras, masks)])
-    if remaining_weights(model)["remaining"] > pruned_result["remaining"]:
+    kept = sum(int(m.sum()) for m in masks.values())
+    if sum(int(m.sum()) for m in kernel_masks(model).values()) > kept:
         raise RuntimeError(f"retrain_mask: the masks {sorted(masks)} did not reach the rebuilt model's layers")
-    result["before_retrain"] = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time") if k in pruned_result}
-    return result
+    before = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time") if k in pruned_result}
+    return {**pruned_result, **result, "before_retrain": before}
 
 
 def ramped(alpha, epochs, epoch):
@@ -151,9 +149,7 @@ def run_gmp(ctx, run, on_epoch):
         command += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     model, result = _run_baseline(ctx, "tfmot", command, env, stem, on_epoch)
-    if retrain:
-        result = {**result, **_retrain_mask(ctx, run, on_epoch, model, result)}
-    return result
+    return _retrain_mask(ctx, run, on_epoch, model, result) if retrain else result
 
 
 def run_pquant(ctx, run, on_epoch):
