@@ -13,16 +13,23 @@ import time
 import numpy as np
 
 
-def compile_model(keras, model, lr, momentum, jit_compile=False, optimizer="sgd", decay_steps=None):
+def compile_model(keras, model, lr, momentum, jit_compile=False, optimizer="sgd", decay_steps=None, weight_decay=0.0):
     """SGD with momentum on logits, as in the paper (lr 0.01, momentum 0.9); or Adam (the
     sequence suite's Transformer and GRU, which SGD trains too slowly for a few epochs). With
-    `decay_steps`, the learning rate follows a cosine from `lr` to 0 over that many steps."""
+    `decay_steps`, the learning rate follows a cosine from `lr` to 0 over that many steps.
+
+    `weight_decay` is the optimizer's (decoupled: `w -= lr * weight_decay * w` each step, the same
+    rule in Keras 3 and tf_keras). DST's thresholds are left out: they are not weights, and
+    decaying them would pull against the penalty that sets the sparsity."""
     if decay_steps:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps)
+    decay = {"weight_decay": weight_decay} if weight_decay else {}
     if optimizer == "adam":
-        optimizer = keras.optimizers.Adam(learning_rate=lr)
+        optimizer = keras.optimizers.Adam(learning_rate=lr, **decay)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+        optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum, **decay)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["threshold"])
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

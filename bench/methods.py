@@ -140,6 +140,7 @@ def run_gmp(ctx, run, on_epoch):
         "--lr", repr(ctx.settings["lr"]),
         "--momentum", repr(ctx.settings["momentum"]),
         "--optimizer", ctx.settings.get("optimizer", "sgd"),
+        "--weight-decay", repr(ctx.settings.get("weight_decay", 0.0)),
         "--seed", str(run.seed),
         "--out", f"{stem}.json",
         "--save-weights", f"{stem}.npz",
@@ -159,6 +160,8 @@ def run_pquant(ctx, run, on_epoch):
     A matched row (`final_sparsity`, from a DST run) cannot set its ratio, only alpha: it trains
     at the alphas of `match_alpha` and keeps the run closest to the ratio, with every try in
     `alpha_search`."""
+    if ctx.settings.get("weight_decay"):
+        raise ValueError("pquant rows do not take a suite's weight_decay (PQuantML's own training loop); drop them from the suite")
     python = os.environ.get("PQUANT_PYTHON", "/work/venvs/pquant/bin/python")
     if not os.access(python, os.X_OK):
         raise RuntimeError(
@@ -268,7 +271,10 @@ def _train_keras3(ctx, run, on_epoch, convert=None, callbacks=()):
     model = _build(ctx)
     if convert is not None:
         model = convert(model)
-    common.compile_model(keras, model, ctx.settings["lr"], ctx.settings["momentum"], ctx.settings["jit_compile"])
+    common.compile_model(
+        keras, model, ctx.settings["lr"], ctx.settings["momentum"], ctx.settings["jit_compile"],
+        weight_decay=ctx.settings.get("weight_decay", 0.0),
+    )  # fmt: skip
     result = common.fit_and_evaluate(
         keras, model, ctx.arrays, ctx.settings["epochs"], ctx.settings["batch_size"],
         callbacks=callbacks, on_epoch=on_epoch,

@@ -14,11 +14,14 @@ import numpy as np
 
 from bench.records import read_records
 
-SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum")
+# weight_decay: only in the records of suites that set it (None elsewhere).
+SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum", "weight_decay")
 STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s"), "pquant": ("tab:green", "^")}
 
 NOTES = """\
-Test accuracy after the last epoch. Remaining weights: nonzero kernel weights (biases excluded),
+Test accuracy after the last epoch. Train accuracy: Keras' running mean over the last epoch's
+batches (masks applied, as the model trained); "train - test" is its gap to the test accuracy, in
+points, seed by seed: how much a row fits the training set beyond what it generalises. Remaining weights: nonzero kernel weights (biases excluded),
 counted on the stripped model. Epoch time: training only, mean over epochs 2..N (epoch 1 includes
 graph tracing); "vs dense" divides it by the dense run of the same seed. GMP is tfmot's
 `prune_low_magnitude` (tf_keras, its own process) with PolynomialDecay from 0 to the sparsity the
@@ -36,7 +39,11 @@ def load(paths):
 
 
 def _key(record):
-    return (*(record[k] for k in SETUP_KEYS), record["run"], record["seed"])
+    return (*_setup(record), record["run"], record["seed"])
+
+
+def _setup(record):
+    return tuple(record.get(k) for k in SETUP_KEYS)
 
 
 def group(records):
@@ -44,7 +51,7 @@ def group(records):
     method and within a method in first-seen order, so resumed runs do not reorder the table."""
     setups, methods = {}, ["dense"]
     for record in records:
-        setup = tuple(record[k] for k in SETUP_KEYS)
+        setup = _setup(record)
         setups.setdefault(setup, {}).setdefault(record["run"], []).append(record)
         if record["method"] not in methods:
             methods.append(record["method"])
@@ -66,17 +73,22 @@ def across_suites(setups):
 
 
 def summarise(rows):
-    """Per row: mean and std of accuracy, remaining (overall and per layer), time, time vs dense."""
+    """Per row: mean and std of test and train accuracy, the gap between them, remaining (overall
+    and per layer), time, time vs dense."""
     dense_time = {r["seed"]: r["epoch_time"] for runs in rows.values() for r in runs if r["method"] == "dense"}
     summary = {}
     for name, runs in rows.items():
         layers = list(runs[0]["remaining_per_layer"])
         ratios = [r["epoch_time"] / dense_time[r["seed"]] for r in runs if r["seed"] in dense_time]
+        train = [100 * r["history"]["accuracy"][-1] for r in runs if "accuracy" in r.get("history", {})]
+        train = train if len(train) == len(runs) else []
         summary[name] = {
             "method": runs[0]["method"],
             "params": runs[0]["params"],
             "seeds": len(runs),
             "accuracy": _stats([100 * r["test_accuracy"] for r in runs]),
+            "train_accuracy": _stats(train) if train else None,
+            "gap": _stats([t - 100 * r["test_accuracy"] for t, r in zip(train, runs)]) if train else None,
             "remaining": _stats([100 * r["remaining"] for r in runs]),
             "epoch_time": _stats([r["epoch_time"] for r in runs]),
             "vs_dense": _stats(ratios) if ratios else None,
@@ -108,14 +120,17 @@ def markdown(setups, failed=0):
             f"### {s['suite']}: {s['dataset']}, {s['n_train']} train / {s['n_test']} test, "
             f"{s['epochs']} epochs",
             "",
-            f"SGD lr {s['lr']} momentum {s['momentum']}, batch {s['batch_size']}.",
+            f"SGD lr {s['lr']} momentum {s['momentum']}, batch {s['batch_size']}"
+            + (f", weight decay {s['weight_decay']} (decoupled, every method)." if s["weight_decay"] else "."),
             "",
-            "| Run | Test accuracy (%) | Remaining weights (%) | Epoch time (s) | vs dense | Seeds |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| Run | Test accuracy (%) | Train accuracy (%) | Train - test | Remaining weights (%) "
+            "| Epoch time (s) | vs dense | Seeds |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name, row in summary.items():
             lines.append(
-                f"| {name} | {_cell(row['accuracy'])} | {_cell(row['remaining'])} | "
+                f"| {name} | {_cell(row['accuracy'])} | {_cell(row['train_accuracy'])} | {_cell(row['gap'])} | "
+                f"{_cell(row['remaining'])} | "
                 f"{_cell(row['epoch_time'])} | {_cell(row['vs_dense'], suffix='x')} | {row['seeds']} |"
             )
         layers = list(next(iter(summary.values()))["layers"])

@@ -45,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--block-size", type=int, nargs=2, metavar=("ROWS", "COLS"))
     parser.add_argument("--end-fraction", type=float, default=2 / 3)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="decoupled, as in common.compile_model")
     parser.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 0 (bench.cnn)")
     parser.add_argument("--policy", choices=("xnnpack",), help="tfmot's PruneForLatencyOnXNNPack (bench.cnn)")
     args = parser.parse_args(argv)
@@ -69,7 +70,7 @@ def main(argv=None):
         model, pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(**schedule), **options
     )
     common.compile_model(tf_keras, pruned, args.lr, args.momentum, optimizer=args.optimizer,
-                         decay_steps=total_steps if args.cosine else None)  # fmt: skip
+                         decay_steps=total_steps if args.cosine else None, weight_decay=args.weight_decay)  # fmt: skip
     result = common.fit_and_evaluate(
         tf_keras,
         pruned,

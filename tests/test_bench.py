@@ -332,3 +332,40 @@ def test_fixed_masks_keep_masked_weights_at_zero_through_training_and_train_the_
     assert not after[mask == 0].any()  # momentum would move them back without the per-batch hold
     assert not np.allclose(after[mask == 1], before[mask == 1])
     np.testing.assert_array_equal(kernel_masks(model)["d"], mask)
+
+
+def test_weight_decay_shrinks_the_weights_and_leaves_dst_s_thresholds_alone():
+    import keras
+
+    import tfprune
+    from bench.common import compile_model
+
+    x, y = np.random.default_rng(0).normal(size=(2, 32, 6)).astype("float32")
+    after = {}
+    for decay in (0.0, 0.5):
+        keras.utils.set_random_seed(0)
+        model = tfprune.prunable(keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, name="d")]))
+        layer = model.get_layer("d")
+        layer.threshold.assign(np.full(layer.threshold.shape, 0.1, "float32"))
+        kernel = layer.kernel.numpy().copy()
+        compile_model(keras, model, lr=0.1, momentum=0.0, weight_decay=decay)
+        model.train_on_batch(x, (y[:, 0] > 0).astype("int32"))
+        after[decay] = layer.kernel.numpy(), layer.threshold.numpy()
+    # Decoupled decay: the step is the same gradient step minus lr * decay * w.
+    np.testing.assert_allclose(after[0.5][0], after[0.0][0] - 0.1 * 0.5 * kernel, atol=1e-6)
+    np.testing.assert_array_equal(after[0.5][1], after[0.0][1])
+
+
+def test_report_shows_train_accuracy_and_its_gap_to_test_seed_by_seed():
+    from bench.report import summarise
+
+    def run(seed, train, test):
+        return {
+            "method": "dst", "params": {}, "seed": seed, "test_accuracy": test, "remaining": 0.1,
+            "epoch_time": 1.0, "remaining_per_layer": {}, "history": {"accuracy": [0.5, train]},
+        }  # fmt: skip
+
+    row = summarise({"dst": [run(0, 0.96, 0.90), run(1, 0.94, 0.90)]})["dst"]
+    assert row["train_accuracy"] == pytest.approx((95.0, np.std([96, 94], ddof=1)))
+    assert row["gap"][0] == pytest.approx(5.0)
+    assert summarise({"dst": [run(0, 0.96, 0.9), {**run(1, 0.9, 0.9), "history": {}}]})["dst"]["gap"] is None
