@@ -117,6 +117,17 @@ def test_reset_rule_runs_every_reset_check_every_batches(digits):
     assert _collapsed_fit(digits, batches=4, reset_check_every=4) == 1
 
 
+def test_reset_rule_counts_its_batches_across_epochs(digits):
+    # Epochs of 3 batches and a check every 4: the 4th batch of training, the 2nd epoch's first.
+    model = _masked_mlp()
+    model.layers[1].threshold.assign(np.full(300, 5.0, "float32"))
+    history = model.fit(
+        digits.x_train[:48], digits.y_train[:48], epochs=2, batch_size=16, shuffle=False, verbose=0,
+        callbacks=[tfprune.DynamicPrune(alpha=0.0, reset_check_every=4, reset_until=1.0)],
+    )  # fmt: skip
+    assert history.history["threshold_resets"] == [0, 1]
+
+
 def test_reset_rule_uses_its_fraction(digits):
     # 95% of fc1's units masked: past a 0.9 fraction, short of the default 0.99.
     assert _collapsed_fit(digits, batches=2, masked_share=0.95, reset_check_every=1) == 0

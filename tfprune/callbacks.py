@@ -54,7 +54,8 @@ class DynamicPrune(keras.callbacks.Callback):
         reset_fraction: a layer whose share of masked weights exceeds this gets its thresholds
             set back to 0. None disables the rule.
         reset_check_every: batches between two checks of the reset rule (default 10: one check
-            costs about a fifth of a LeNet-300-100 training step on CPU).
+            costs about a fifth of a LeNet-300-100 training step on CPU), counted across
+            epochs, so that epochs shorter than this are checked too.
         log_every_n_batches: also write the sparsity figures into batch logs every N batches.
         target_sparsity: if set, alpha (then the starting value) is steered so that training ends
             at this global sparsity; see `tfprune.controller.SparsityController`.
@@ -167,6 +168,7 @@ class DynamicPrune(keras.callbacks.Callback):
         distributed.check_setting(self.model)
         self._epoch = 0
         self._batches = 0
+        self._steps = 0  # batches since training began: checks keep their pace in short epochs
         self._resettable = [layer for layer in self._layers if layer.RESETS]
         self._check_layer_targets()
         self._groups = None
@@ -203,6 +205,8 @@ class DynamicPrune(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
+        self._steps += 1
+        check_due = self._steps % self.reset_check_every == 0
         # Under JAX, fit trains on its own copies of the variables and writes them back only
         # when an epoch ends or a callback reads `self.model` (Keras' jax_state_sync): reading
         # it here makes the checks see this batch's weights, and what this method assigns the
@@ -216,7 +220,7 @@ class DynamicPrune(keras.callbacks.Callback):
         reset = (
             self.reset_fraction is not None
             and self._resettable
-            and (batch + 1) % self.reset_check_every == 0
+            and check_due
             and self._progress(batch) <= self.reset_until
         )
         suspect = (loss is not None and not math.isfinite(loss)) or not thresholds_finite(self._layers)
@@ -228,7 +232,7 @@ class DynamicPrune(keras.callbacks.Callback):
             self._set_alpha(self._layers, self._alpha_value(self._epoch))
         if reset:
             self._apply_reset_rule()
-        if self._silenced and (batch + 1) % self.reset_check_every == 0:
+        if self._silenced and check_due:
             silence(self._silenced)
         n = self.log_every_n_batches
         if n and logs is not None and (batch + 1) % n == 0:
