@@ -75,7 +75,8 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, `alpha_ramp_epochs` ramps alpha, `mask_rule` and
+    """`granularity` goes to `prunable`, `dense_epochs` trains without the penalty first and
+    `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
     `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
     `DynamicPrune`."""
     import tfprune
@@ -84,9 +85,10 @@ def run_dst(ctx, run, on_epoch):
 
     params = dict(run.params)
     granularity = params.pop("granularity", "weight")
-    ramp = params.pop("alpha_ramp_epochs", 0)  # alpha grows linearly to its value over these epochs
-    if ramp:
-        params["alpha"] = functools.partial(ramped, params["alpha"], ramp)
+    ramp = params.pop("alpha_ramp_epochs", 0)
+    dense = params.pop("dense_epochs", 0)
+    if ramp or dense:
+        params["alpha"] = functools.partial(ramped, params["alpha"], ramp, dense_epochs=dense)
     rule = params.pop("mask_rule", None)
     floor_fraction = params.pop("floor_fraction", 0.02)
     retrain = params.pop("retrain_mask", False)
@@ -119,8 +121,12 @@ def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result):
     return {**pruned_result, **result, "before_retrain": before}
 
 
-def ramped(alpha, epochs, epoch):
-    return alpha * min(1.0, (epoch + 1) / epochs)
+def ramped(alpha, epochs, epoch, dense_epochs=0):
+    """Alpha at `epoch`: off for the first `dense_epochs`, then grown linearly to its value over
+    `epochs` (at once with 0)."""
+    if epoch < dense_epochs:
+        return 0.0
+    return alpha * min(1.0, (epoch - dense_epochs + 1) / epochs) if epochs else alpha
 
 
 def run_gmp(ctx, run, on_epoch):

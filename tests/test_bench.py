@@ -163,6 +163,9 @@ def test_alpha_ramp_reaches_alpha_at_its_last_epoch_and_stays():
 
     ramp = [methods.ramped(5e-4, 5, epoch) for epoch in range(8)]
     np.testing.assert_allclose(ramp, [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 5e-4, 5e-4, 5e-4])
+    after_dense = [methods.ramped(5e-4, 2, epoch, dense_epochs=3) for epoch in range(6)]
+    np.testing.assert_allclose(after_dense, [0, 0, 0, 2.5e-4, 5e-4, 5e-4])
+    np.testing.assert_allclose([methods.ramped(5e-4, 0, epoch, dense_epochs=1) for epoch in range(3)], [0, 5e-4, 5e-4])
 
 
 def test_across_suites_puts_every_suite_of_a_model_in_one_panel():
