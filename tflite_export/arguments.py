@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from tflite_export.convert import QUANTIZE_MODES, has_rnn
+from tflite_export.stateful import state_batch
 
 
 def check_arguments(
@@ -101,7 +102,21 @@ def check_finite_weights(model):
 
 def export_batch_size(model, batch_size):
     """The static batch to export with: `batch_size` if given, else 1 for a recurrent model
-    (Keras RNNs convert only with a static batch), else None (dynamic)."""
+    (Keras RNNs convert only with a static batch), else None (dynamic). A model with stateful
+    recurrent layers exports at the batch they keep state for.
+
+    Raises:
+        ValueError: `batch_size` differs from the stateful layers' batch.
+    """
+    stateful = state_batch(model)
+    if stateful is not None:
+        if batch_size not in (None, stateful):
+            raise ValueError(
+                f"Model '{model.name}' has stateful recurrent layers that keep state for batch "
+                f"{stateful}, so the file must take that batch too: pass batch_size={stateful} "
+                "(or leave it None)."
+            )
+        return stateful
     if batch_size is None and has_rnn(model):
         return 1
     return batch_size

@@ -23,6 +23,7 @@ from tflite_export.xnnpack import sparse_inference_verdict
 from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
+from tflite_export.stateful import zero_states
 from tflite_export.timing import median_latency_us
 from tflite_export.unroll import check_form, unrolled
 from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
@@ -67,7 +68,10 @@ def export(
             a list of arrays, shaped `(samples, *input_shape)`. Its first samples also serve as
             verification data when `verify_data` is None.
         batch_size: static batch size of the exported model. None: 1 if the model holds a
-            recurrent layer (Keras RNNs convert only with a static batch), else dynamic.
+            recurrent layer (Keras RNNs convert only with a static batch), else dynamic. A
+            model with stateful recurrent layers exports at the batch they keep state for; the
+            file carries their state from one invoke to the next, starting from zero (a new
+            interpreter starts a new sequence), and parity runs the samples in order.
         verify_data: inputs to compare Keras and LiteRT on, shaped like `representative_data`.
             None: `representative_data`, else 16 standard-normal samples.
         compact: remove dead units with `tfprune.compact` before conversion.
@@ -86,7 +90,7 @@ def export(
 
     Raises:
         TypeError: `model` is not a Keras model, or an argument has the wrong type.
-        ValueError: an invalid argument, `"int8"` without `representative_data`, a NaN or inf
+        ValueError: an invalid argument, a `batch_size` other than a stateful layer's, `"int8"` without `representative_data`, a NaN or inf
             weight (the layer and weight are named) or data value (the argument and sample),
             `recurrent="unrolled"` or `"fused"` for a model that form cannot hold (the message
             names the layer).
@@ -116,7 +120,8 @@ def export(
     check_finite_weights(model)
     batch_size = export_batch_size(model, batch_size)
     calibration, samples = select_samples(model, representative_data, verify_data, batch_size)
-    with exclusive(path):
+    # A stateful model converts with zero state, which the file starts from; its own comes back.
+    with exclusive(path), zero_states(model):
         prepared, compaction = _prepare(model, compact)
         names = [t.name for t in prepared.inputs]
         settings = dict(
@@ -218,7 +223,7 @@ def _verify(model, prepared, content, info, samples, *, batch_size, quantize, pa
     if runtime_note:
         warnings.warn(f"{path}: {runtime_note}", stacklevel=3)
     with hidden_statistics_off(model):  # verifying must not add to the user's statistics
-        expected = keras_outputs(model, samples)
+        expected = keras_outputs(model, samples, batch_size)
     result = parity(
         expected,
         tflite_outputs(content, resolver, prepared, samples, batch_size),

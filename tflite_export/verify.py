@@ -1,7 +1,8 @@
 """Keras vs LiteRT parity: the runtime, both sides' outputs, the comparison rule.
 
 Invocations run back to back without resetting variables, as an app calls the file: a file whose
-output depends on the invocation before it (a fused LSTM's state kept between invokes) fails.
+output depends on the invocation before it (a fused LSTM's state kept between invokes) fails,
+unless the Keras model is stateful too and computes the same sequence of outputs.
 """
 
 import dataclasses
@@ -10,6 +11,8 @@ import re
 import keras
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from tflite_export.stateful import stateful_layers
 
 # Float exports: max |keras - tflite| may reach this fraction of max(1, max |keras|).
 FLOAT_TOLERANCE = 1e-4
@@ -92,8 +95,23 @@ def _invoke_once(interpreter):
     interpreter.invoke()
 
 
-def keras_outputs(model, inputs):
-    """The model's inference outputs as a flat list of numpy arrays."""
+def keras_outputs(model, inputs, batch_size=None):
+    """The model's inference outputs as a flat list of numpy arrays.
+
+    A model with stateful recurrent layers runs `batch_size` samples at a time, in order, from
+    zero state (`tflite_export.stateful`), as the file is invoked."""
+    if not stateful_layers(model):
+        return _outputs(model, inputs)
+    for layer in stateful_layers(model):
+        layer.reset_states()
+    chunks = [
+        _outputs(model, [x[start : start + batch_size] for x in inputs])
+        for start in range(0, len(inputs[0]), batch_size)
+    ]  # fmt: skip
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+def _outputs(model, inputs):
     outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
     return [np.asarray(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(outputs)]
 
