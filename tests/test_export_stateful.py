@@ -25,7 +25,7 @@ def test_the_file_continues_the_sequence_as_the_stateful_model_does(tmp_path):
     model(_x(1))  # the user's model is mid-sequence: its state is not zero
     state = [np.array(v) for v in model.layers[0].states]
     path = tmp_path / "m.tflite"
-    report = tflite_export.export(model, path)  # default verification: 16 calls in a row
+    report = tflite_export.export(model, path, latency_runs=1)  # default verification: 16 calls in a row
     assert report.batch_size == 1 and report.parity.samples == 16
     for before, after in zip(state, model.layers[0].states):
         np.testing.assert_array_equal(before, after)  # export gave the model its state back
@@ -45,5 +45,5 @@ def test_a_batch_the_state_is_not_kept_for_is_refused_up_front(tmp_path):
     with pytest.raises(ValueError, match="keep state for batch 2.*pass batch_size=2"):
         tflite_export.export(_model(batch=2), path, batch_size=1)
     assert not path.exists()
-    report = tflite_export.export(_model(batch=2), path, verify_data=_x(6))
+    report = tflite_export.export(_model(batch=2), path, verify_data=_x(6), latency_runs=1, recurrent="loop")
     assert report.batch_size == 2 and report.parity.passed
