@@ -21,7 +21,8 @@ STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange
 NOTES = """\
 Test accuracy after the last epoch. Train accuracy: Keras' running mean over the last epoch's
 batches (masks applied, as the model trained); "train - test" is its gap to the test accuracy, in
-points, seed by seed: how much a row fits the training set beyond what it generalises. Remaining weights: nonzero kernel weights (biases excluded),
+points, seed by seed: how much a row fits the training set beyond what it generalises.
+Remaining weights: nonzero kernel weights (biases excluded),
 counted on the stripped model. Epoch time: training only, mean over epochs 2..N (epoch 1 includes
 graph tracing); "vs dense" divides it by the dense run of the same seed. GMP is tfmot's
 `prune_low_magnitude` (tf_keras, its own process) with PolynomialDecay from 0 to the sparsity the
