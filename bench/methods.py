@@ -75,13 +75,15 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, `dense_epochs` trains without the penalty first and
+    """`granularity` goes to `prunable`, `retrain_mask` (True, or "uniform": `mask_retrain`)
+    retrains the final mask, `dense_epochs` trains without the penalty first and
     `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
     `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
     `DynamicPrune`."""
     import tfprune
 
     from bench import mask_rules
+    from bench.mask_retrain import uniform_masks
 
     params = dict(run.params)
     granularity = params.pop("granularity", "weight")
@@ -101,23 +103,29 @@ def run_dst(ctx, run, on_epoch):
         result.update(remaining_weights(stripped))
         if ctx.suite.export:
             result["tflite"] = tflite_figures(model, _build(ctx), ctx.arrays["x_test"][:256])
-    return _retrain_mask(ctx, run, on_epoch, stripped, result) if retrain else result
+    # "uniform": DST's choice within each layer, at GMP's uniform share.
+    masks = uniform_masks(model, result["remaining"]) if retrain == "uniform" else None
+    return _retrain_mask(ctx, run, on_epoch, stripped, result, masks) if retrain else result
 
 
-def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result):
-    """`pruned_result` with its final mask trained again from the Keras 3 initialization of its
-    seed: the accuracy, history and times become the retrained model's, the run's own are kept
-    beside in `before_retrain` (the weight counts stay: the mask is the same)."""
+def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result, masks=None):
+    """`pruned_result` with its final mask (or `masks`) trained again from the Keras 3
+    initialization of its seed: the accuracy, history and times become the retrained model's,
+    the run's own are kept beside in `before_retrain`. With `masks` the weight counts become the
+    retrained model's too; without, they stay (the mask is the same)."""
     import keras
 
     from bench.mask_retrain import fixed_masks_callback, kernel_masks
 
-    masks = kernel_masks(stripped)
+    given = masks is not None
+    masks = masks if given else kernel_masks(stripped)
     model, result = _train_keras3(ctx, run, on_epoch, callbacks=[fixed_masks_callback(keras, masks)])
     kept = sum(int(m.sum()) for m in masks.values())
     if sum(int(m.sum()) for m in kernel_masks(model).values()) > kept:
         raise RuntimeError(f"retrain_mask: the masks {sorted(masks)} did not reach the rebuilt model's layers")
-    before = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time") if k in pruned_result}
+    if given:
+        result.update(remaining_weights(model))
+    before = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time", "remaining_per_layer") if k in pruned_result}
     return {**pruned_result, **result, "before_retrain": before}
 
 

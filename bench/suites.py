@@ -140,6 +140,8 @@ RETRAIN_300_ROWS = (
     Experiment("gmp", match="dst"),
     Experiment("gmp", {"retrain_mask": True}, match="dst"),  # GMP's mask, retrained the same way
 )
+# DST's scores |W| - t choose the weights within each layer, at GMP's uniform share per layer.
+REALLOCATE_5_ROWS = (Experiment("dst", {"alpha": CURVE_5[0], "retrain_mask": "uniform"}),)
 RETRAIN_5_ROWS = (
     Experiment("dst", {"alpha": CURVE_5[0], "retrain_mask": True}),
     Experiment("gmp", match="dst"),
@@ -213,6 +215,7 @@ SUITES = {
     "floor300": Suite("lenet300", FLOOR_300_ROWS),
     "retrain300": Suite("lenet300", RETRAIN_300_ROWS),
     "retrain5": Suite("lenet5", RETRAIN_5_ROWS),
+    "reallocate5": Suite("lenet5", REALLOCATE_5_ROWS),
     "relative300": Suite("lenet300", RELATIVE_300_ROWS),
     "relative5": Suite("lenet5", RELATIVE_5_ROWS),
     "dense5": Suite("lenet5", DENSE_5_ROWS),

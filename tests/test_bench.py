@@ -372,3 +372,18 @@ def test_report_shows_train_accuracy_and_its_gap_to_test_seed_by_seed():
     assert row["train_accuracy"] == pytest.approx((95.0, np.std([96, 94], ddof=1)))
     assert row["gap"][0] == pytest.approx(5.0)
     assert summarise({"dst": [run(0, 0.96, 0.9), {**run(1, 0.9, 0.9), "history": {}}]})["dst"]["gap"] is None
+
+
+def test_uniform_masks_keep_each_layer_s_share_by_dst_score_not_by_magnitude():
+    import keras
+
+    import tfprune
+    from bench.mask_retrain import uniform_masks
+
+    model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="a"), keras.layers.Dense(5, name="b")]))
+    a = model.get_layer("a")
+    a.kernel.assign(np.array([[0.9, 0.5], [0.8, 0.4], [0.1, 0.3], [0.2, 0.15]], "float32"))
+    a.threshold.assign(np.array([0.7, 0.0], "float32"))  # unit 0's large weights score low
+    masks = uniform_masks(model, 0.5)
+    np.testing.assert_array_equal(masks["a"], [[1, 1], [0, 1], [0, 1], [0, 0]])
+    assert masks["b"].sum() == 5  # half of 2x5, whatever its scores
