@@ -159,7 +159,7 @@ RELATIVE_5_ROWS = (
 # the gap is generalisation. The same runs with weight decay for both methods (5e-3 decoupled,
 # about Caffe's L2 5e-4 under momentum 0.9) show whether the gap survives regularisation.
 DECAY = 5e-3
-DECAY_5_ROWS = (*(Experiment("dst", {"alpha": a}) for a in CURVE_5[:2]), Experiment("dense"), Experiment("gmp", match="dst"))
+DECAY_5_ROWS = (*(Experiment("dst", {"alpha": a}) for a in CURVE_5[:2]), Experiment("gmp", match="dst"))
 # Issue #13: GMP's shape on DST: 4 epochs dense (no penalty), DST for 10, masks frozen for the
 # last 6 (GMP: cuts until 2/3 of training, then trains its masks); the alphas raised for the
 # shorter DST phase to land near curve5's ratios.

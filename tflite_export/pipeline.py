@@ -90,8 +90,9 @@ def export(
 
     Raises:
         TypeError: `model` is not a Keras model, or an argument has the wrong type.
-        ValueError: an invalid argument, a `batch_size` other than a stateful layer's, `"int8"` without `representative_data`, a NaN or inf
-            weight (the layer and weight are named) or data value (the argument and sample),
+        ValueError: an invalid argument, a `batch_size` other than a stateful layer's, `"int8"`
+            without `representative_data`, a NaN or inf weight (the layer and weight are named)
+            or data value (the argument and sample),
             `recurrent="unrolled"` or `"fused"` for a model that form cannot hold (the message
             names the layer).
         OSError: `path` cannot be written (checked before any conversion);
