@@ -111,8 +111,9 @@ def run_dst(ctx, run, on_epoch):
 def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result, masks=None):
     """`pruned_result` with its final mask (or `masks`) trained again from the Keras 3
     initialization of its seed: the accuracy, history and times become the retrained model's,
-    the run's own are kept beside in `before_retrain`. With `masks` the weight counts become the
-    retrained model's too; without, they stay (the mask is the same)."""
+    the run's own are kept beside in `before_retrain`. With `masks` the weight figures become the
+    retrained model's too (the run's own go to `before_retrain`); without, they stay (the mask is
+    the same)."""
     import keras
 
     from bench.mask_retrain import fixed_masks_callback, kernel_masks
@@ -123,9 +124,10 @@ def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result, masks=None):
     kept = sum(int(m.sum()) for m in masks.values())
     if sum(int(m.sum()) for m in kernel_masks(model).values()) > kept:
         raise RuntimeError(f"retrain_mask: the masks {sorted(masks)} did not reach the rebuilt model's layers")
-    if given:
-        result.update(remaining_weights(model))
-    before = {k: pruned_result[k] for k in ("test_accuracy", "history", "epoch_time", "remaining_per_layer") if k in pruned_result}
+    weights = remaining_weights(model) if given else {}
+    result.update(weights)
+    replaced = ("test_accuracy", "history", "epoch_time", *weights)
+    before = {k: pruned_result[k] for k in replaced if k in pruned_result}
     return {**pruned_result, **result, "before_retrain": before}
 
 

@@ -100,9 +100,10 @@ def keras_outputs(model, inputs, batch_size=None):
 
     A model with stateful recurrent layers runs `batch_size` samples at a time, in order, from
     zero state (`tflite_export.stateful`), as the file is invoked."""
-    if not stateful_layers(model):
+    layers = stateful_layers(model)
+    if not layers:
         return _outputs(model, inputs)
-    for layer in stateful_layers(model):
+    for layer in layers:
         layer.reset_states()
     chunks = [
         _outputs(model, [x[start : start + batch_size] for x in inputs])
