@@ -33,7 +33,8 @@ def test_each_form_passes_parity_and_is_what_the_file_holds(tmp_path, form):
     assert f"recurrent    {form}" in str(report)
 
 
-@pytest.mark.parametrize("fastest", ["loop", "unrolled", "fused"])
+# The loop is converted first: a form after it must win when it is the fastest.
+@pytest.mark.parametrize("fastest", ["unrolled", "fused"])
 def test_auto_times_every_form_and_writes_the_fastest(tmp_path, monkeypatch, fastest):
     calls = []
     files = {"loop": [300.0, 350.0], "unrolled": [300.0, 350.0], "fused": [300.0, 350.0]}
