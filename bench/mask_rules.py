@@ -1,16 +1,12 @@
 """DST with its mask rule swapped for a variant, to test why DST trails GMP (issue #13).
 
 DST cuts each output unit at its own absolute threshold. Two variants test two explanations of the
-gap at 4-10% remaining (a DST row's `mask_rule` parameter), and a third tests a remedy:
+gap at 4-10% remaining (a DST row's `mask_rule` parameter):
 
 - `"floor"`: every unit keeps at least `floor_fraction` of its fan-in (its threshold is capped
   under the unit's k-th largest |W|), so no unit dies: is unit death the cause?
 - `"relative"`: thresholds count in the kernel's mean |W|, so a layer of small weights (a wide
   fc1) is not cut harder than one of large weights: is DST's own allocation the cause?
-- `"layer"`: one threshold per layer (the mean of its units' thresholds), so within a layer the
-  largest |W| are kept, as GMP keeps them, while DST still chooses each layer's share. The units'
-  thresholds get equal gradients and stay equal: a layer-wide threshold trained with the mean of
-  the per-unit gradients, under the same `alpha * sum(exp(-t))`.
 """
 
 import contextlib
@@ -44,11 +40,6 @@ def relative_mask(weight, threshold):
     return estimator.binary_step(ops.abs(weight) / scale - threshold)
 
 
-def layer_mask(weight, threshold):
-    """A mask rule with one threshold for the whole kernel: the mean of its units' thresholds."""
-    return estimator.binary_step(ops.abs(weight) - ops.mean(threshold))
-
-
 def _weight_masks_only(rule):
     """`rule` for per-weight masks; unit and block masks keep DST's own rule."""
 
@@ -62,16 +53,12 @@ def _weight_masks_only(rule):
 
 @contextlib.contextmanager
 def mask_rule(name, floor_fraction=0.02):
-    """Every masked layer computes its mask with rule `name` ("floor", "relative", "layer") inside; with
+    """Every masked layer computes its mask with rule `name` ("floor", "relative") inside; with
     `name=None`, DST's own rule."""
     if name is None:
         yield
         return
-    rules = {
-        "floor": lambda: floor_mask(floor_fraction),
-        "relative": lambda: relative_mask,
-        "layer": lambda: layer_mask,
-    }
+    rules = {"floor": lambda: floor_mask(floor_fraction), "relative": lambda: relative_mask}
     if name not in rules:
         raise ValueError(f"mask_rule must be one of {sorted(rules)}; got {name!r}")
     if not 0 < floor_fraction <= 1:

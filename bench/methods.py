@@ -75,7 +75,7 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` goes to `prunable`, `retrain_mask` (True, or "uniform": `mask_retrain`)
+    """`granularity` and `thresholds` go to `prunable`, `retrain_mask` (True, or "uniform": `mask_retrain`)
     retrains the final mask, `dense_epochs` trains without the penalty first and
     `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
     `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
@@ -87,6 +87,7 @@ def run_dst(ctx, run, on_epoch):
 
     params = dict(run.params)
     granularity = params.pop("granularity", "weight")
+    thresholds = params.pop("thresholds", "unit")
     ramp = params.pop("alpha_ramp_epochs", 0)
     dense = params.pop("dense_epochs", 0)
     if ramp or dense:
@@ -96,7 +97,7 @@ def run_dst(ctx, run, on_epoch):
     retrain = params.pop("retrain_mask", False)
     with mask_rules.mask_rule(rule, floor_fraction):
         model, result = _train_keras3(
-            ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity),
+            ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity, thresholds=thresholds),
             callbacks=[tfprune.DynamicPrune(**params)],
         )  # fmt: skip
         stripped = tfprune.strip(model)

@@ -319,26 +319,6 @@ def test_relative_rule_cuts_layers_of_any_weight_scale_alike():
     np.testing.assert_array_equal(masks[0], masks[1])
 
 
-def test_layer_rule_keeps_a_layer_s_largest_weights_and_moves_its_thresholds_together():
-    import tensorflow as tf
-
-    import tfprune
-    from bench.mask_rules import mask_rule
-
-    layer = tfprune.layers.MaskedDense(3)
-    layer.build((None, 10))
-    layer.kernel.assign(np.arange(1, 31, dtype="float32").reshape(10, 3) / 100)  # |W| 0.01 .. 0.30
-    layer.threshold.assign(np.array([0.3, 0.0, 0.15], "float32"))  # one layer threshold: 0.15
-    with mask_rule("layer"):
-        kept = np.asarray(layer.mask())
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(layer.masked_kernel())
-        gradient = tape.gradient(loss, layer.threshold).numpy()
-    np.testing.assert_array_equal(kept, (np.asarray(layer.kernel) > 0.15).astype("float32"))
-    assert kept.sum(axis=0).tolist() == [5, 5, 5]  # per-unit thresholds would keep 0, 10 and 5
-    assert gradient[0] < 0 and np.allclose(gradient, gradient[0])
-
-
 def test_fixed_masks_keep_masked_weights_at_zero_through_training_and_train_the_rest():
     import keras
 

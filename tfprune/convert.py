@@ -10,11 +10,11 @@ import keras
 from tfprune import registry
 from tfprune.cloning import check_model, clone_layers, copy_layer, rebuild
 from tfprune.estimator import normalize_granularity
-from tfprune.layers.base import masked_layers
+from tfprune.layers.base import check_thresholds, masked_layers
 from tfprune.policy import MIN_SPARSITY, xnnpack_subgraph
 
 
-def prunable(model, layers=None, granularity="weight", policy=None):
+def prunable(model, layers=None, granularity="weight", policy=None, thresholds="unit"):
     """Returns a copy of `model` whose supported layers are masked DST layers with the same weights.
 
     Thresholds start at 0, so the new model computes exactly what the old one did until it is
@@ -35,6 +35,10 @@ def prunable(model, layers=None, granularity="weight", policy=None):
             inference needs on ARM (`tfprune.policy.xnnpack_subgraph`), mask exactly the 1x1
             convolutions it can run sparse (weight granularity) and have `DynamicPrune` keep each
             at least 2/3 sparse (`min_sparsity`). The policy chooses the layers and granularity.
+        thresholds: `"unit"` (the paper: a threshold per neuron, filter or gate column) or
+            `"layer"` (one per kernel: a layer keeps its largest |W| wherever they are, as
+            magnitude pruning does, while DST still sets each layer's share; BENCHMARKS.md,
+            section 12, compares the two). Not with `granularity="unit"`.
 
     Returns:
         A new `keras.Model`; the original is left untouched.
@@ -44,13 +48,15 @@ def prunable(model, layers=None, granularity="weight", policy=None):
             names and layer classes.
         ValueError: a name in `layers` or `granularity` is not in the model, a granularity is
             invalid, a block's n does not divide a layer's inputs, or nothing can be pruned;
-            an unknown policy, or a policy with `layers` or `granularity`.
+            an unknown policy, or a policy with `layers` or `granularity`; `thresholds` is not
+            `"unit"` or `"layer"`, or is `"layer"` for a layer of `granularity="unit"`.
         tfprune.policy.PolicyError: (a ValueError) the model breaks the policy's conditions;
             the message names the first layer that does and how to fix it.
 
     >>> model = tfprune.prunable(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     check_model(model, "prunable")
+    check_thresholds(thresholds)
     floor = None
     if policy is not None:
         layers, floor = _policy_layers(model, policy, layers, granularity)
@@ -60,7 +66,8 @@ def prunable(model, layers=None, granularity="weight", policy=None):
     def clone(layer):
         if not select(layer) and not any(select(inner) for inner in _wrapped(layer)):
             return copy_layer(layer)
-        options = {"granularity": granularity_of(layer)}
+        options = {"granularity": granularity_of(layer), "thresholds": thresholds}
+        check_thresholds(thresholds, options["granularity"], layer.name)
         return to_masked(layer, options if floor is None else {**options, "min_sparsity": floor})
 
     new_model = clone_layers(model, clone)

@@ -112,7 +112,8 @@ def _attention_to_masked(layer, options):
 
 def _attention_to_stock(layer):
     config = layer.get_config()
-    config.pop("granularity")
+    for key in ("granularity", "thresholds"):
+        config.pop(key)
     weights = _attention_weights(layer)
     return cloning.rebuild(layer, layers.MultiHeadAttention, config, weights, effective=True)
 

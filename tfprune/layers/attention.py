@@ -23,6 +23,7 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
     Args:
         num_heads, key_dim: as for `keras.layers.MultiHeadAttention`.
         granularity: `"weight"` (default) or `"unit"` (whole heads).
+        thresholds: `"unit"` (default) or `"layer"`: one threshold per projection kernel.
         **kwargs: the arguments of `keras.layers.MultiHeadAttention`.
 
     >>> layer = MaskedMultiHeadAttention(num_heads=2, key_dim=4, granularity="unit")
@@ -31,10 +32,11 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
     (2, 5, 8)
     """
 
-    def __init__(self, num_heads, key_dim, granularity="weight", **kwargs):
+    def __init__(self, num_heads, key_dim, granularity="weight", thresholds="unit", **kwargs):
         super().__init__(num_heads, key_dim, **kwargs)
-        probe = MaskedEinsumDense("ab,bc->ac", (None, 1), granularity=granularity)
-        self.granularity = probe.granularity  # validated as the projections will validate it
+        probe = MaskedEinsumDense("ab,bc->ac", (None, 1), granularity=granularity, thresholds=thresholds)
+        # validated as the projections will validate them
+        self.granularity, self.thresholds = probe.granularity, probe.thresholds
 
     def build(self, query_shape, value_shape, key_shape=None):
         super().build(query_shape, value_shape, key_shape)
@@ -52,6 +54,7 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
                 **stock.get_config(),
                 "name": f"{self.name}_{stock.name}",
                 "granularity": self.granularity,
+                "thresholds": self.thresholds,
                 "unit_axes": (head_axis,) if self.granularity == "unit" else None,
             }
             masked = MaskedEinsumDense.from_config(config)
@@ -69,8 +72,9 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
         return {
             **super().get_config(),
             "granularity": list(granularity) if isinstance(granularity, tuple) else granularity,
+            "thresholds": self.thresholds,
         }
 
     def masking_config(self):
         """The config keys a stock `keras.layers.MultiHeadAttention` does not know."""
-        return {"granularity": self.granularity}
+        return {"granularity": self.granularity, "thresholds": self.thresholds}

@@ -27,12 +27,26 @@ class ThresholdPenalty:
         return ops.cast(self.alpha, threshold.dtype) * ops.sum(ops.exp(-threshold))
 
 
+# "unit": a threshold per output unit (the paper); "layer": one per kernel, which keeps a layer's
+# largest |W| wherever they are, as magnitude pruning does (BENCHMARKS section 12).
+THRESHOLDS = ("unit", "layer")
+
+
 class MaskedMixin:
-    """Trainable per-unit thresholds and `mask = step(|W| - t)` for the kernels in `MASKED`."""
+    """Trainable thresholds and `mask = step(|W| - t)` for the kernels in `MASKED`.
+
+    Every masked layer takes `thresholds`: `"unit"` (default, the paper: one threshold per
+    output unit) or `"layer"` (one threshold per kernel, stored as its units' thresholds, which
+    share every update, so that alpha means what it means per unit).
+    """
 
     MASKED = {"kernel": "threshold"}
     RESETS = True  # DynamicPrune's reset rule applies (the paper exempts LSTMs)
     min_sparsity = None  # a floor DynamicPrune holds the layer's sparsity above (convolutions)
+
+    def __init__(self, *args, thresholds="unit", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.thresholds = check_thresholds(thresholds)
 
     def _init_granularity(self, granularity, no_blocks=None):
         """Sets `granularity`; `no_blocks` says why this layer refuses 1xN blocks (None: takes them)."""
@@ -42,6 +56,7 @@ class MaskedMixin:
                 f"{type(self).__name__} '{self.name}' supports granularity 'weight' or 'unit': "
                 f"{no_blocks}. Received: granularity={granularity!r}"
             )
+        check_thresholds(self.thresholds, self.granularity, self.name)
 
     def threshold_shape(self, kernel_shape):
         """One threshold per output unit: the kernel's last axis."""
@@ -111,6 +126,8 @@ class MaskedMixin:
         """The current 0/1 mask of a masked kernel (differentiable through the estimator)."""
         kernel = getattr(self, kernel_name) if kernel is None else kernel
         threshold = ops.cast(getattr(self, self.MASKED[kernel_name]), kernel.dtype)
+        if self.thresholds == "layer":  # the units' thresholds get the mean of their gradients
+            threshold = ops.mean(threshold)
         order, shape = _units_last(self.unit_axes(kernel_name, tuple(kernel.shape)), kernel.shape)
         if order is None:
             return mask_from_scores(kernel, threshold, self.granularity, self.input_axis(shape))
@@ -155,7 +172,27 @@ class MaskedMixin:
 
     def masking_config(self):
         granularity = self.granularity
-        return {"granularity": list(granularity) if isinstance(granularity, tuple) else granularity}
+        return {
+            "granularity": list(granularity) if isinstance(granularity, tuple) else granularity,
+            "thresholds": self.thresholds,
+        }
+
+
+def check_thresholds(thresholds, granularity="weight", name=None):
+    """`thresholds` if it is one of `THRESHOLDS` and fits layer `name`'s granularity; a clear
+    error otherwise."""
+    if thresholds not in THRESHOLDS:
+        raise ValueError(
+            "thresholds must be 'unit' (one per output unit, the paper) or 'layer' (one per "
+            f"kernel). Received: thresholds={thresholds!r}"
+        )
+    if granularity == "unit" and thresholds == "layer":
+        raise ValueError(
+            f"Layer '{name}' has granularity='unit', which decides each unit by its own threshold: "
+            "one threshold for the layer would keep all its units or none. Use thresholds='unit' "
+            "with it, or granularity='weight' or a block with thresholds='layer'."
+        )
+    return thresholds
 
 
 def check_floor(min_sparsity, name):

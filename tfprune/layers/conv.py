@@ -8,7 +8,8 @@ from tfprune.layers.base import MaskedMixin, check_floor
 _DOC_ARGS = """
     Takes every argument of its Keras twin plus `granularity`: `"weight"` (default, the paper),
     `"unit"` (whole filters) or a block `(1, n)` along the input-channel axis; and `min_sparsity`:
-    a share of weights `DynamicPrune` keeps masked at least (`prunable(policy="xnnpack")` sets 2/3).
+    a share of weights `DynamicPrune` keeps masked at least (`prunable(policy="xnnpack")` sets 2/3);
+    and `thresholds`: `"unit"` (default) or `"layer"` (one threshold per kernel, `MaskedMixin`).
 """
 
 

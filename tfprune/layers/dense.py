@@ -16,6 +16,8 @@ class MaskedDense(MaskedMixin, keras.layers.Dense):
         units: positive integer, dimensionality of the output space.
         granularity: `"weight"` (default, the paper), `"unit"` (whole neurons) or a block shape
             `(1, n)` along the input dimension, e.g. `(1, 4)` for TFLite's sparse kernel.
+        thresholds: `"unit"` (default, the paper: one per neuron) or `"layer"` (one for the
+            kernel: its largest |W| are kept wherever they are).
         **kwargs: the arguments of `keras.layers.Dense`.
 
     >>> layer = MaskedDense(8, activation="relu")

@@ -25,6 +25,7 @@ class MaskedEinsumDense(MaskedMixin, keras.layers.EinsumDense):
         equation: the einsum equation of `keras.layers.EinsumDense`.
         output_shape: its output shape.
         granularity: `"weight"` (default) or `"unit"` (whole units).
+        thresholds: `"unit"` (default) or `"layer"` (one threshold for the kernel).
         unit_axes: kernel axes that hold the units (one threshold each); default: every kernel
             axis the output keeps.
         **kwargs: the arguments of `keras.layers.EinsumDense` (LoRA and quantization excepted).

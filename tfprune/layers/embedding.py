@@ -21,6 +21,7 @@ class MaskedEmbedding(MaskedMixin, keras.layers.Embedding):
         input_dim: vocabulary size.
         output_dim: embedding dimension.
         granularity: `"weight"` (default) or `"unit"` (whole embedding dimensions).
+        thresholds: `"unit"` (default) or `"layer"` (one threshold for the table).
         **kwargs: the arguments of `keras.layers.Embedding` (LoRA and quantization excepted).
 
     >>> layer = MaskedEmbedding(100, 8)

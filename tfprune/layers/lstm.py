@@ -264,6 +264,7 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
             threshold per unit over its four gate columns in both kernels, its gate biases and
             its row of the recurrent kernel; a masked unit is dead and `tfprune.compact` removes
             it with the consumer's rows) or a block `(1, n)` along the input rows.
+        thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
         prune_weights: False keeps the weight thresholds at 0 and untrained (hidden-state
             pruning only).
         hidden_state: `"off"` (default), `"fixed"` (threshold set by hand or by
@@ -290,10 +291,12 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
         hidden_state="off",
         chunk=4,
         hidden_threshold=0.0,
+        thresholds="unit",
         **kwargs,
     ):
         options = {
             "granularity": granularity,
+            "thresholds": thresholds,
             "prune_weights": prune_weights,
             "hidden_state": hidden_state,
             "chunk": chunk,
@@ -304,7 +307,7 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
     def masking_config(self):
         """The config keys a stock `keras.layers.LSTM` does not know."""
         config = self.get_config()
-        keys = ("granularity", "prune_weights", "hidden_state", "chunk", "hidden_threshold")
+        keys = ("granularity", "thresholds", "prune_weights", "hidden_state", "chunk", "hidden_threshold")
         return {key: config[key] for key in keys}
 
     def get_config(self):

@@ -64,6 +64,7 @@ class MaskedSimpleRNN(KernelsOnceRNN, keras.layers.SimpleRNN):
     Args:
         units: positive integer, dimensionality of the output space.
         granularity: `"weight"` (default), `"unit"` or a block `(1, n)` along the input rows.
+        thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
         **kwargs: the arguments of `keras.layers.SimpleRNN`.
 
     >>> MaskedSimpleRNN(8)(np.ones((2, 5, 3))).shape
@@ -73,8 +74,8 @@ class MaskedSimpleRNN(KernelsOnceRNN, keras.layers.SimpleRNN):
     stock_cell = keras.layers.SimpleRNNCell
     cell_class = MaskedSimpleRNNCell
 
-    def __init__(self, units, granularity="weight", **kwargs):
-        self._init_layer(units, {"granularity": granularity}, kwargs)
+    def __init__(self, units, granularity="weight", thresholds="unit", **kwargs):
+        self._init_layer(units, {"granularity": granularity, "thresholds": thresholds}, kwargs)
 
     def masking_config(self):
         return self.cell.masking_config()
@@ -212,6 +213,7 @@ class MaskedGRU(HiddenStatePrunedGRU):
     Args:
         units: positive integer, dimensionality of the output space.
         granularity: `"weight"` (default), `"unit"` (whole gate columns) or a block `(1, n)`.
+        thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
         hidden_state: `"off"` (default), `"fixed"` or `"trained"`.
         chunk: units per hidden-state chunk; must divide `units` unless off.
         hidden_threshold: initial threshold on a chunk's summed |h|.
@@ -225,10 +227,11 @@ class MaskedGRU(HiddenStatePrunedGRU):
 
     def __init__(
         self, units, granularity="weight", hidden_state="off", chunk=4, hidden_threshold=0.0,
-        **kwargs,
+        thresholds="unit", **kwargs,
     ):  # fmt: skip
         options = {
             "granularity": granularity,
+            "thresholds": thresholds,
             "hidden_state": hidden_state,
             "chunk": chunk,
             "hidden_threshold": hidden_threshold,
@@ -238,7 +241,8 @@ class MaskedGRU(HiddenStatePrunedGRU):
     def masking_config(self):
         """The config keys a stock `keras.layers.GRU` does not know."""
         config = self.get_config()
-        return {key: config[key] for key in ("granularity", "hidden_state", "chunk", "hidden_threshold")}
+        keys = ("granularity", "thresholds", "hidden_state", "chunk", "hidden_threshold")
+        return {key: config[key] for key in keys}
 
     def get_config(self):
         return {
