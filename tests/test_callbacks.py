@@ -238,14 +238,15 @@ def _mlp_data(n=256):
     return x, (x[:, :4].sum(axis=1) > 0).astype("int32")
 
 
-def test_finetune_epochs_freeze_the_masks_and_train_the_weights():
+@pytest.mark.parametrize("thresholds", ["unit", "layer"])
+def test_finetune_epochs_freeze_the_masks_and_train_the_weights(thresholds):
     """From the first fine-tuning epoch on, no mask changes at any batch, the penalty is off and
     the kept weights still move."""
     from tfprune.layers.base import masked_layers
 
     keras.utils.set_random_seed(0)
     model = tfprune.prunable(keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="relu"),
-                                               keras.layers.Dense(2)]))  # fmt: skip
+                                               keras.layers.Dense(2)]), thresholds=thresholds)  # fmt: skip
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
     seen = []

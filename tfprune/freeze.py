@@ -36,7 +36,8 @@ class FrozenMasks:
             for kernel_name, threshold_name in layer.MASKED.items():
                 kernel, threshold = getattr(layer, kernel_name), getattr(layer, threshold_name)
                 values = ops.convert_to_numpy(threshold).copy()
-                full = _broadcast(layer, kernel_name, tuple(kernel.shape), values)
+                effective = values.mean() if layer.thresholds == "layer" else values  # as `mask` reads it
+                full = _broadcast(layer, kernel_name, tuple(kernel.shape), effective)
                 kept = ops.convert_to_numpy(layer.mask(kernel_name)).astype(bool)
                 self.entries.append((kernel, threshold, values, full, kept))
 
