@@ -15,7 +15,7 @@ def _seed():
     keras.backend.clear_session()
 
 
-# The longest files first, so that no worker starts a long file while the other runs out of work:
+# The longest files first, so that no worker starts a long file while the others run out of work:
 # `--no-loadscope-reorder` (pyproject) makes `--dist loadfile` hand files out in collection
 # order (by default it hands out the files with the most tests first, and the notebooks, a
 # quarter of the suite's time in five tests, came last). Seconds each, clean clone, 2026-12-02.
