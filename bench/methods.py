@@ -75,8 +75,8 @@ def run_dense(ctx, run, on_epoch):
 
 
 def run_dst(ctx, run, on_epoch):
-    """`granularity` and `thresholds` go to `prunable`, `retrain_mask` (True, or "uniform": `mask_retrain`)
-    retrains the final mask, `dense_epochs` trains without the penalty first and
+    """`granularity` and `thresholds` go to `prunable`, `retrain_mask` (True, or "uniform":
+    `mask_retrain`) retrains the final mask, `dense_epochs` trains without the penalty first and
     `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
     `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
     `DynamicPrune`."""

@@ -67,6 +67,7 @@ def prunable(model, layers=None, granularity="weight", policy=None, thresholds="
         if not select(layer) and not any(select(inner) for inner in _wrapped(layer)):
             return copy_layer(layer)
         options = {"granularity": granularity_of(layer), "thresholds": thresholds}
+        # checked here too: the twin's own check would reach the user wrapped in Keras' TypeError
         check_thresholds(thresholds, options["granularity"], layer.name)
         return to_masked(layer, options if floor is None else {**options, "min_sparsity": floor})
 

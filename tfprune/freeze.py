@@ -36,7 +36,7 @@ class FrozenMasks:
             for kernel_name, threshold_name in layer.MASKED.items():
                 kernel, threshold = getattr(layer, kernel_name), getattr(layer, threshold_name)
                 values = ops.convert_to_numpy(threshold).copy()
-                effective = values.mean() if layer.thresholds == "layer" else values  # as `mask` reads it
+                effective = ops.convert_to_numpy(layer.effective_threshold(kernel_name))
                 full = _broadcast(layer, kernel_name, tuple(kernel.shape), effective)
                 kept = ops.convert_to_numpy(layer.mask(kernel_name)).astype(bool)
                 self.entries.append((kernel, threshold, values, full, kept))

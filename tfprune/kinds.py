@@ -112,7 +112,7 @@ def _attention_to_masked(layer, options):
 
 def _attention_to_stock(layer):
     config = layer.get_config()
-    for key in ("granularity", "thresholds"):
+    for key in layer.masking_config():
         config.pop(key)
     weights = _attention_weights(layer)
     return cloning.rebuild(layer, layers.MultiHeadAttention, config, weights, effective=True)

@@ -122,12 +122,16 @@ class MaskedMixin:
     def threshold_variables(self):
         return [getattr(self, t) for t in dict.fromkeys(self.MASKED.values())]
 
+    def effective_threshold(self, kernel_name="kernel"):
+        """The threshold `mask` compares a kernel with: its per-unit thresholds, or with
+        `thresholds="layer"` their mean (so each gets the mean of their gradients)."""
+        threshold = getattr(self, self.MASKED[kernel_name])
+        return ops.mean(threshold) if self.thresholds == "layer" else threshold
+
     def mask(self, kernel_name="kernel", kernel=None):
         """The current 0/1 mask of a masked kernel (differentiable through the estimator)."""
         kernel = getattr(self, kernel_name) if kernel is None else kernel
-        threshold = ops.cast(getattr(self, self.MASKED[kernel_name]), kernel.dtype)
-        if self.thresholds == "layer":  # the units' thresholds get the mean of their gradients
-            threshold = ops.mean(threshold)
+        threshold = ops.cast(self.effective_threshold(kernel_name), kernel.dtype)
         order, shape = _units_last(self.unit_axes(kernel_name, tuple(kernel.shape)), kernel.shape)
         if order is None:
             return mask_from_scores(kernel, threshold, self.granularity, self.input_axis(shape))

@@ -35,7 +35,8 @@ class _MaskedConvTranspose(MaskedConvolution):
 _DOC = """`keras.layers.{0}` with a trainable DST threshold per filter.
 
     Takes every argument of `keras.layers.{0}` plus `granularity`: `"weight"` (default) or
-    `"unit"` (whole filters, which `compact` removes); and `thresholds`: `"unit"` (default) or `"layer"` (one threshold per kernel, `MaskedMixin`).
+    `"unit"` (whole filters, which `compact` removes); and `thresholds`: `"unit"` (default) or
+    `"layer"` (one threshold per kernel, `MaskedMixin`).
 """
 
 
