@@ -28,7 +28,7 @@ import tflite_export
 from tflite_export import pipeline
 
 out, go = sys.argv[1], sys.argv[2]
-convert = pipeline.to_tflite
+convert = pipeline.to_tflite_encodings
 
 def announced(*args, **kwargs):
     print("converting", flush=True)
@@ -36,7 +36,7 @@ def announced(*args, **kwargs):
         time.sleep(0.05)
     return convert(*args, **kwargs)
 
-pipeline.to_tflite = announced
+pipeline.to_tflite_encodings = announced
 keras.utils.set_random_seed(1)
 model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8), keras.layers.Dense(4)])
 report = tflite_export.export(model, out, latency_runs=2)

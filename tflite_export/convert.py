@@ -47,6 +47,24 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None, input_na
     Raises:
         ConversionError: the converter failed; the message names the op, the layer and what to do.
     """
+    (content,) = to_tflite_encodings(
+        model, (sparse,), quantize=quantize, batch_size=batch_size, calibration=calibration,
+        input_names=input_names,
+    )  # fmt: skip
+    return content
+
+
+def to_tflite_encodings(model, encodings, *, quantize, batch_size, calibration=None, input_names=None):
+    """`to_tflite` once per `sparse` value in `encodings`, from one traced and written
+    SavedModel: tracing and writing it cost as much as a conversion, and the encodings of a
+    file (sparse, and dense for its size baseline) share it.
+
+    Returns:
+        A list of flatbuffers, one per entry of `encodings`.
+
+    Raises:
+        ConversionError: as `to_tflite`.
+    """
     try:
         with tempfile.TemporaryDirectory() as saved_model_dir, hidden_statistics_off(model):
             archive = keras.export.ExportArchive()
@@ -57,16 +75,21 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None, input_na
                 input_signature=_input_signature(model, batch_size, input_names),
             )
             archive.write_out(saved_model_dir, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-            converter.optimizations = _optimizations(sparse, quantize)
-            if quantize == "int8":
-                converter.representative_dataset = _calibration_batches(
-                    calibration, batch_size or 1
-                )
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            return converter.convert()
+            return [
+                _convert_saved_model(saved_model_dir, sparse, quantize, batch_size, calibration)
+                for sparse in encodings
+            ]
     except Exception as error:  # tracing and the converter raise many unrelated types
         raise ConversionError(conversion_failure(error, model, batch_size, quantize)) from error
+
+
+def _convert_saved_model(saved_model_dir, sparse, quantize, batch_size, calibration):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.optimizations = _optimizations(sparse, quantize)
+    if quantize == "int8":
+        converter.representative_dataset = _calibration_batches(calibration, batch_size or 1)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
 
 
 def require_integer_kernels(info, path):

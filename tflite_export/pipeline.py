@@ -12,7 +12,7 @@ import warnings
 import tfprune
 from tflite_export.arguments import check_arguments, check_finite_weights, export_batch_size
 from tflite_export.backend import check_backend
-from tflite_export.convert import BYTES_PER_VALUE, has_rnn, require_integer_kernels, to_tflite
+from tflite_export.convert import BYTES_PER_VALUE, has_rnn, require_integer_kernels, to_tflite_encodings
 from tflite_export.encoding import densify_misaligned_blocks
 from tflite_export.errors import ConversionError, ParityError, parity_failure
 from tflite_export.files import check_writable, exclusive, write_atomically
@@ -209,12 +209,10 @@ def _convert(prepared, *, sparse, quantize, batch_size, calibration, input_names
         quantize=quantize, batch_size=batch_size, calibration=calibration, input_names=input_names
     )
     if not sparse:
-        content = to_tflite(prepared, sparse=False, **settings)
+        (content,) = to_tflite_encodings(prepared, (False,), **settings)
         return content, content, []
-    dense_content = to_tflite(prepared, sparse=False, **settings)
-    content, reencoded = densify_misaligned_blocks(
-        to_tflite(prepared, sparse=True, **settings), dense_content
-    )
+    dense_content, sparse_content = to_tflite_encodings(prepared, (False, True), **settings)
+    content, reencoded = densify_misaligned_blocks(sparse_content, dense_content)
     return content, dense_content, reencoded
 
 
