@@ -1,4 +1,5 @@
-"""`python -m tfprune demo` end to end on digits, 2 epochs (about 35 s): what it prints is true."""
+"""`python -m tfprune demo` end to end on digits, 2 epochs (about 35 s): what it prints is true,
+and it exports through the export CLI in a child process without importing `tflite_export`."""
 
 import json
 import os
@@ -11,17 +12,26 @@ import keras
 import pytest
 
 import tfprune
+from tfprune.__main__ import export_with_cli
 from tfprune.data import load_digits
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# `python -m tfprune demo ... --out argv[1]`, then whether the demo process imported the export package.
+DEMO = """
+import runpy, sys
+sys.argv = ["tfprune", "demo", "--dataset", "digits", "--epochs", "2", "--out", sys.argv[1]]
+try:
+    runpy.run_module("tfprune", run_name="__main__", alter_sys=True)
+finally:
+    print("tflite_export imported:", "tflite_export" in sys.modules)
+"""
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "tfprune", "demo", "--dataset", "digits", "--epochs", "2", "--out", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=out, env=env)
+    result = subprocess.run([sys.executable, "-c", DEMO, str(out)], capture_output=True, text=True, timeout=300, cwd=out, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout, out
 
@@ -66,3 +76,17 @@ def test_demo_export_passed_parity_and_wrote_the_file(demo):
     report = json.loads((out / "lenet_300_100_dst_report.json").read_text())
     assert report["parity"]["passed"] and report["parity"]["samples"] == 64
     assert tflite.is_file() and report["size_bytes"] == tflite.stat().st_size
+
+
+def test_demo_exports_through_the_cli_without_importing_the_export_package(demo):
+    stdout, _ = demo
+    assert "== TFLite export: python -m tflite_export" in stdout  # the CLI's report, passed through
+    assert stdout.rstrip().endswith("tflite_export imported: False")
+
+
+def test_demo_export_failure_is_reported(tmp_path, capfd):
+    paths = [str(tmp_path / name) for name in ("missing.keras", "m.tflite", "r.json", "x.npy")]
+    assert export_with_cli(*paths) == 1
+    err = capfd.readouterr().err
+    assert "does not exist" in err and "the TFLite export failed (exit code 1" in err
+    assert not (tmp_path / "m.tflite").exists()
