@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -173,19 +171,22 @@ def test_sparse_quantized_hidden_state_lstm_exports_on_builtin_kernels(tmp_path)
     assert stats["steps"] == x.shape[0] * x.shape[1]
 
 
-def test_cli_end_to_end(tmp_path, data):
+def test_cli_end_to_end(tmp_path, data, capsys):
+    """The CLI's int8 path (`main`, in this process: `python -m tflite_export` itself runs in
+    tests/test_backends.py and tests/test_demo.py)."""
+    from tflite_export.__main__ import main
+
     pruned = tfprune.prunable(mlp([20, 16, 4]))
     pruned.save(tmp_path / "model.keras")
     np.save(tmp_path / "calib.npy", data)
     out, report = tmp_path / "out.tflite", tmp_path / "report.json"
-    command = [
-        sys.executable, "-m", "tflite_export", str(tmp_path / "model.keras"), "-o", str(out),
-        "--quantize", "int8", "--calibration", str(tmp_path / "calib.npy"),
-        "--report", str(report), "--latency-runs", "5",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "TFLite export" in result.stdout
+    code = main([
+        str(tmp_path / "model.keras"), "-o", str(out), "--quantize", "int8",
+        "--calibration", str(tmp_path / "calib.npy"), "--report", str(report), "--latency-runs", "5",
+    ])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 0, printed.err[-2000:]
+    assert "TFLite export" in printed.out
     saved = json.loads(report.read_text())
     assert saved["size_bytes"] == os.path.getsize(out)
     assert saved["parity"]["passed"] and saved["quantize"] == "int8"
