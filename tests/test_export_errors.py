@@ -3,6 +3,8 @@ heavy work, with a message that echoes the value and names the fix, and leaves n
 
 import os
 import re
+import subprocess
+import sys
 import zipfile
 
 import keras
@@ -163,3 +165,29 @@ def test_bad_file_is_named_by_the_cli(tmp_path, capsys, monkeypatch, argv, messa
     assert err.startswith("tflite-export: error: ")
     assert len(re.findall(message, err)) == 1, err
     assert sorted(os.listdir(tmp_path)) == before
+
+
+# A fresh `python -m tflite_export` with these paths; then whether Keras or TensorFlow loaded.
+BEFORE_TENSORFLOW = """
+import runpy, sys
+sys.argv = ["tflite_export", *sys.argv[1:]]
+try:
+    runpy.run_module("tflite_export", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    print("exit", exit.code, "loaded", sorted({"keras", "tensorflow"} & set(sys.modules)))
+"""
+EARLY = [c for c in FILES if c[0] in (
+    "model is a directory", "model missing", "model not a zip", "model truncated", "zip without a model",
+    "npy is text", "npy missing", "not .npy", "output is a directory", "output empty",
+    "report in a missing directory",
+)]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in EARLY], ids=[c[0] for c in EARLY])
+def test_a_bad_path_is_refused_before_tensorflow_loads(tmp_path, argv, message):
+    """A mistyped path fails at once: no 9 s TensorFlow import to learn it."""
+    _files(tmp_path)
+    done = subprocess.run([sys.executable, "-c", BEFORE_TENSORFLOW, *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    assert len(re.findall(message, done.stderr)) == 1, done.stderr[-2000:]
+    assert done.stdout.split() == ["exit", "1", "loaded", "[]"], done.stdout + done.stderr[-2000:]

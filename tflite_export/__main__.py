@@ -2,7 +2,8 @@
 
 Prints the report table, optionally writes it as JSON, and exits non-zero with a one-paragraph
 message (and no output file) when anything fails. Input files are checked for what they are
-(a directory, not a zip, a text or pickled .npy) before Keras or NumPy give a misleading error.
+(a directory, not a zip, a text or pickled .npy) before Keras or NumPy give a misleading error,
+and before TensorFlow is imported (~9 s), so a mistyped path fails at once.
 """
 
 import argparse
@@ -15,21 +16,17 @@ from tflite_export.backend import check_backend, force_tensorflow
 
 force_tensorflow()  # before Keras loads: a shell with KERAS_BACKEND=jax still exports
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-import tflite_export  # noqa: E402
+from tflite_export.errors import BackendError, ConversionError, ParityError  # noqa: E402
 from tflite_export.files import check_writable, exclusive, write_atomically  # noqa: E402
-from tflite_export.samples import check_data  # noqa: E402
 
 NPY_MAGIC = b"\x93NUMPY"
 
 PROG = "tflite-export"
 # Failures the user can act on: reported as one message, not a traceback.
 EXPECTED_ERRORS = (
-    tflite_export.BackendError,
-    tflite_export.ConversionError,
-    tflite_export.ParityError,
+    BackendError,
+    ConversionError,
+    ParityError,
     ValueError,
     TypeError,
     OSError,
@@ -89,13 +86,19 @@ def run(args):
     The output's lock is held until the JSON report is written, so the report describes the
     file at the output path (a concurrent export to it is refused).
     """
-    check_backend()
     check_writable(args.output, "--output")
     if args.report:
         check_writable(args.report, "--report")
+    _check_model_file(args.model)
+    arrays = [("--calibration", args.calibration, "calib.npy"), ("--verify-data", args.verify_data, "verify.npy")]
+    for flag, path, example in arrays:
+        if path:
+            _check_npy_file(flag, path, example)
+    check_backend()  # imports Keras, on TensorFlow
+    import tflite_export
+
     model = _load(args.model)
-    calibration = _load_array("--calibration", args.calibration, "calib.npy", model)
-    verify_data = _load_array("--verify-data", args.verify_data, "verify.npy", model)
+    calibration, verify_data = (_load_array(flag, path, example, model) for flag, path, example in arrays)
     with exclusive(args.output):
         report = tflite_export.export(
             model,
@@ -115,27 +118,35 @@ def run(args):
     return report
 
 
-def _load_array(flag, path, example, model):
-    """The array in the .npy file `path`, checked against `model`; None without the flag."""
-    if not path:
-        return None
+def _check_npy_file(flag, path, example):
+    """Refuses a path that is not a .npy file, before anything heavy is imported."""
     if not path.endswith(".npy"):
         raise ValueError(
             f"{flag} takes a .npy file. Received: {path!r}. Save with "
             f"numpy.save('{example}', x) (single-input models; use the Python API otherwise)."
         )
     _check_file(flag, path, f"Pass a file written by numpy.save('{example}', x).")
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"{flag} takes the array of a single-input model; this one has {len(model.inputs)} "
-            "inputs. Use the Python API: tflite_export.export(..., representative_data=[x1, x2])."
-        )
     with open(path, "rb") as file:
         if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise ValueError(
                 f"{flag} '{path}' is not a .npy file: it has no NumPy header (text, or another "
                 f"format named .npy). Save the array with numpy.save('{example}', x)."
             )
+
+
+def _load_array(flag, path, example, model):
+    """The array in the checked .npy file `path`, checked against `model`; None without the flag."""
+    import numpy as np
+
+    from tflite_export.samples import check_data
+
+    if not path:
+        return None
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"{flag} takes the array of a single-input model; this one has {len(model.inputs)} "
+            "inputs. Use the Python API: tflite_export.export(..., representative_data=[x1, x2])."
+        )
     try:
         array = np.load(path)
     except (ValueError, EOFError) as error:
@@ -149,9 +160,8 @@ def _load_array(flag, path, example, model):
     return check_data(model, array, f"{flag} '{path}'")[0]
 
 
-def _load(path):
-    import tfprune.layers  # noqa: F401  registers tfprune's layers as Keras serializables
-
+def _check_model_file(path):
+    """Refuses a model path that is not a .keras file, before anything heavy is imported."""
     _check_file(
         "Model file",
         path,
@@ -172,6 +182,13 @@ def _load(path):
                     f"Model file '{path}' is a zip archive but not a Keras model (no "
                     "config.json). Pass a file saved with model.save('model.keras')."
                 )
+
+
+def _load(path):
+    import keras
+
+    import tfprune.layers  # noqa: F401  registers tfprune's layers as Keras serializables
+
     try:
         return keras.saving.load_model(path)
     except Exception as error:
