@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tfprune
-from tfprune.layers import MaskedConv2D, MaskedDense, masked_layers
+from tfprune.layers import MaskedDense, masked_layers
 
 pytestmark = pytest.mark.backends  # also run under JAX by .ci/run
 
