@@ -28,16 +28,16 @@ def _seed():
 # The longest files first, so that no worker starts a long file while the others run out of work:
 # `--no-loadscope-reorder` (pyproject) makes `--dist loadfile` hand files out in collection
 # order (by default it hands out the files with the most tests first, and the notebooks, a
-# quarter of the suite's time in five tests, came last). Seconds each, clean clone, 2026-12-02.
+# quarter of the suite's time in five tests, came last). Seconds each, clean clone, 2026-12-03.
 LONGEST_FIRST = (
-    "test_notebooks_browser.py",  # 275
-    "test_export_encoding.py",  # 92
-    "test_export_unroll.py",  # 61
-    "test_backends.py",  # 59
-    "test_export_fused.py",  # 58
-    "test_kinds.py",  # 53
-    "test_distributed.py",  # 50
-    "test_callbacks.py",  # 48
+    "test_notebooks_browser.py",  # 258
+    "test_backends.py",  # 84
+    "test_kinds.py",  # 83
+    "test_callbacks.py",  # 74
+    "test_export_encoding.py",  # 73
+    "test_export_fused.py",  # 69
+    "test_export_unroll.py",  # 45
+    "test_distributed.py",  # 44
 )
 
 
