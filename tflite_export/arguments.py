@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from tflite_export.convert import QUANTIZE_MODES, has_rnn
-from tflite_export.stateful import state_batch
+from tfprune.stateful import state_batch
 
 
 def check_arguments(

@@ -23,12 +23,12 @@ from tflite_export.xnnpack import sparse_inference_verdict
 from tflite_export.recurrent import hidden_state_savings
 from tflite_export.report import ExportReport
 from tflite_export.samples import select_samples
-from tflite_export.stateful import zero_states
 from tflite_export.timing import median_latency_us
 from tflite_export.unroll import check_form, unrolled
 from tflite_export.verify import choose_runtime, keras_outputs, parity, tflite_outputs
 from tfprune.counts import stored_params
 from tfprune.layers import hidden_statistics_off, masked_layers
+from tfprune.stateful import zero_states
 
 # Alternating timing rounds of the file and its dense encoding: fewer than a benchmark's, so
 # export stays quick, but enough that one busy moment on the machine does not decide.

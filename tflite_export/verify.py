@@ -11,8 +11,8 @@ import re
 import keras
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from tfprune.stateful import stateful_layers
 
-from tflite_export.stateful import stateful_layers
 
 # Float exports: max |keras - tflite| may reach this fraction of max(1, max |keras|).
 FLOAT_TOLERANCE = 1e-4
@@ -99,7 +99,7 @@ def keras_outputs(model, inputs, batch_size=None):
     """The model's inference outputs as a flat list of numpy arrays.
 
     A model with stateful recurrent layers runs `batch_size` samples at a time, in order, from
-    zero state (`tflite_export.stateful`), as the file is invoked."""
+    zero state (`tfprune.stateful`), as the file is invoked."""
     layers = stateful_layers(model)
     if not layers:
         return _outputs(model, inputs)

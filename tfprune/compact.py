@@ -25,6 +25,7 @@ from tfprune.channel_graph import Graph, LayerCompaction
 from tfprune.convert import strip
 from tfprune.layers.base import masked_layers
 from tfprune.layers.lstm import HiddenStatePrunedLSTM
+from tfprune.stateful import measuring_predict
 
 
 @dataclasses.dataclass
@@ -135,7 +136,7 @@ def _observe(model, data, batch_size):
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, HiddenStatePrunedLSTM):
             layer.reset_hidden_state_stats()
-    model.predict(data, batch_size=batch_size, verbose=0)
+    measuring_predict(model, data, batch_size)
 
 
 def _check_model(model):

@@ -13,6 +13,7 @@ from tfprune.cloning import check_model, clone_layers, copy_layer
 from tfprune.compact import compact
 from tfprune.convert import strip
 from tfprune.layers import HiddenStatePrunedLSTM, masked_layers
+from tfprune.stateful import measuring_predict
 
 
 def remove_inactive_units(model, x, y, max_accuracy_drop=0.01, batch_size=None):
@@ -109,6 +110,6 @@ def _silenced(plain, layers, activity, cutoff):
 
 
 def _accuracy(model, x, y, batch_size):
-    predictions = model.predict(x, batch_size=batch_size, verbose=0)
+    predictions = measuring_predict(model, x, batch_size)
     return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(y).reshape(-1)))
 

@@ -24,6 +24,7 @@ from tfprune.estimator import block_scores
 from tfprune.inactive_units import remove_inactive_units
 from tfprune.kinds import RNN_WEIGHTS
 from tfprune.layers import HiddenStatePrunedLSTM, MaskedLSTM
+from tfprune.stateful import measuring_predict
 from tfprune.threshold_search import check_search, search_threshold
 
 __all__ = [
@@ -102,7 +103,7 @@ def measure(model, data, batch_size=None):
     layers = [layer for layer in lstm_layers(model) if isinstance(layer, HiddenStatePrunedLSTM)]
     for layer in layers:
         layer.reset_hidden_state_stats()
-    model.predict(data, batch_size=batch_size, verbose=0)
+    measuring_predict(model, data, batch_size)
     return {layer.name: _layer_report(layer) for layer in layers}
 
 

@@ -6,12 +6,14 @@ layers) is part of what is calibrated.
 
 import numbers
 
+from tfprune.stateful import measuring_predict
+
 
 def sparsity_at_threshold(model, layer, data, threshold, batch_size):
     """The hidden-state sparsity `layer` measures on `data` at `threshold` (set in place)."""
     layer.cell.hidden_threshold.assign(threshold)
     layer.reset_hidden_state_stats()
-    model.predict(data, batch_size=batch_size, verbose=0)
+    measuring_predict(model, data, batch_size)
     return layer.hidden_state_stats()["hidden_sparsity"]
 
 
