@@ -108,14 +108,8 @@ def export_batch_size(model, batch_size):
     Raises:
         ValueError: `batch_size` differs from the stateful layers' batch.
     """
-    stateful = state_batch(model)
+    stateful = state_batch(model, batch_size, "to export it (the file keeps the same state)")
     if stateful is not None:
-        if batch_size not in (None, stateful):
-            raise ValueError(
-                f"Model '{model.name}' has stateful recurrent layers that keep state for batch "
-                f"{stateful}, so the file must take that batch too: pass batch_size={stateful} "
-                "(or leave it None)."
-            )
         return stateful
     if batch_size is None and has_rnn(model):
         return 1

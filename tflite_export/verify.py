@@ -11,8 +11,8 @@ import re
 import keras
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from tfprune.stateful import stateful_layers
 
+from tfprune.stateful import stateful_layers
 
 # Float exports: max |keras - tflite| may reach this fraction of max(1, max |keras|).
 FLOAT_TOLERANCE = 1e-4

@@ -21,8 +21,13 @@ def stateful_layers(model):
     ]  # fmt: skip
 
 
-def state_batch(model):
-    """The batch the stateful layers keep state for, or None without stateful layers."""
+def state_batch(model, batch_size=None, purpose="to run it"):
+    """The batch the stateful layers keep state for, or None without stateful layers.
+
+    Raises:
+        ValueError: a `batch_size` other than that batch is asked for; the message says it is
+            needed `purpose`.
+    """
     batches = {
         int(layer.states[0].shape[0]) if layer.states else model.inputs[0].shape[0]
         for layer in stateful_layers(model)
@@ -33,9 +38,16 @@ def state_batch(model):
         raise ValueError(
             f"The stateful recurrent layers of model '{model.name}' keep state for batch sizes "
             f"{sorted(batches, key=str)}: give the model's Input a fixed batch_size "
-            "(keras.Input(shape, batch_size=1)) so that the file can keep the same state."
+            "(keras.Input(shape, batch_size=1)) so that the model, and a file exported from it, "
+            "keep one batch's state."
         )
-    return batches.pop()
+    batch = batches.pop()
+    if batch_size not in (None, batch):
+        raise ValueError(
+            f"Model '{model.name}' has stateful recurrent layers that keep state for batch {batch}: "
+            f"pass batch_size={batch} (or None) {purpose}. Received: batch_size={batch_size}."
+        )
+    return batch
 
 
 @contextlib.contextmanager
@@ -61,14 +73,9 @@ def measuring_predict(model, data, batch_size=None):
         ValueError: `batch_size` is not the stateful layers' batch, or an array's length is not
             a multiple of it.
     """
-    batch = state_batch(model)
+    batch = state_batch(model, batch_size, "to run it on data")
     if batch is None:
         return model.predict(data, batch_size=batch_size, verbose=0)
-    if batch_size not in (None, batch):
-        raise ValueError(
-            f"Model '{model.name}' has stateful recurrent layers that keep state for batch {batch}: "
-            f"pass batch_size={batch} (or None) to run it on data. Received: batch_size={batch_size}."
-        )
     first = data[0] if isinstance(data, (list, tuple)) else data
     if hasattr(first, "shape") and first.shape[0] % batch:
         raise ValueError(
