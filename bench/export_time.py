@@ -29,10 +29,7 @@ def models():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((28, 28))
     lstm = tfprune.prunable(keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LSTM(123, name="lstm")(inputs))))
-    cell = lstm.get_layer("lstm").cell
-    for kernel_name, threshold_name in cell.MASKED.items():
-        cut = np.quantile(np.abs(keras.ops.convert_to_numpy(getattr(cell, kernel_name))), 0.8)
-        getattr(cell, threshold_name).assign(np.full(getattr(cell, threshold_name).shape, cut, "float32"))
+    tfprune.lstm.magnitude_prune(lstm, 0.8)
     sequences = np.random.default_rng(0).normal(size=(16, 28, 28)).astype("float32")
     return {
         "LeNet-300-100": (tfprune.prunable(lenet_300_100((28, 28), 10)), None),
