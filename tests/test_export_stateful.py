@@ -1,5 +1,6 @@
 """Stateful LSTMs: the file carries the state between invokes as Keras does, parity is checked
-over a sequence of calls, and exporting leaves the user's model state as it was."""
+over a sequence of calls, and exporting, calibrating and measuring leave the user's model state as
+it was."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,9 @@ import pytest
 import keras
 import tflite_export
 from ai_edge_litert.interpreter import Interpreter
+
+import tfprune
+from tfprune.stateful import measuring_predict
 
 
 def _model(batch=1):
@@ -57,8 +61,6 @@ def test_a_stateful_hidden_state_pruned_lstm_calibrates_and_reports_from_zero_st
     """Calibrating, measuring and exporting run the model on data; a stateful layer would take it
     as the next part of its sequence (and refuse any batch but its own). Each runs from zero state
     at the layer's batch, and the user's model keeps its place in the sequence."""
-    import tfprune
-
     x = _x(16)
     masked = tfprune.prunable(_model(), layers=["lstm"])
     masked(x[:1])  # mid-sequence: the state is not zero
@@ -78,8 +80,6 @@ def test_a_stateful_hidden_state_pruned_lstm_calibrates_and_reports_from_zero_st
 
 
 def test_measuring_a_stateful_model_takes_its_batch_only():
-    from tfprune.stateful import measuring_predict
-
     with pytest.raises(ValueError, match="keep state for batch 1: pass batch_size=1 .* Received: batch_size=4"):
         measuring_predict(_model(), _x(8), batch_size=4)
     with pytest.raises(ValueError, match="whole batches: it has 5 samples. Pass a multiple of 2"):
