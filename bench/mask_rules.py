@@ -40,6 +40,22 @@ def relative_mask(weight, threshold):
     return estimator.binary_step(ops.abs(weight) / scale - threshold)
 
 
+def jitter_mask(spread):
+    """A mask rule whose thresholds jitter by up to `spread` of themselves, per weight and step,
+    while training (in the traced train step; eager readouts and inference see DST's own rule):
+    weights near their threshold drop in and out, the noise a magnitude cut injects."""
+    import tensorflow as tf
+
+    def mask(weight, threshold):
+        magnitude = ops.abs(weight)
+        if not tf.inside_function():
+            return estimator.binary_step(magnitude - threshold)
+        noise = tf.random.uniform(tf.shape(weight), -spread, spread, dtype=weight.dtype)
+        return estimator.binary_step(magnitude - threshold * (1 + noise))
+
+    return mask
+
+
 def _weight_masks_only(rule):
     """`rule` for per-weight masks; unit and block masks keep DST's own rule."""
 
@@ -51,14 +67,44 @@ def _weight_masks_only(rule):
     return mask_from_scores
 
 
+def _dense_gradient_kernel(self, kernel_name="kernel", kernel=None):
+    """`W * mask` forward; backward, W gets the whole gradient of the masked kernel (masked
+    weights too, as if the mask were not there) and the thresholds keep the estimator's."""
+    kernel = getattr(self, kernel_name) if kernel is None else kernel
+    frozen = ops.stop_gradient(kernel)
+    return frozen * self.mask(kernel_name, frozen) + (kernel - frozen)
+
+
 @contextlib.contextmanager
-def mask_rule(name, floor_fraction=0.02):
+def weight_gradient(name):
+    """Inside, every masked layer trains its weights with gradient `name`: `"dense"` (the
+    straight-through gradient of dynamic pruning with feedback, Lin et al. 2020) or `None`
+    (DST's own: through `W * mask` and the estimator)."""
+    if name is None:
+        yield
+        return
+    if name != "dense":
+        raise ValueError(f"weight_gradient must be 'dense' or None; got {name!r}")
+    saved = base.MaskedMixin.masked_kernel
+    base.MaskedMixin.masked_kernel = _dense_gradient_kernel
+    try:
+        yield
+    finally:
+        base.MaskedMixin.masked_kernel = saved
+
+
+@contextlib.contextmanager
+def mask_rule(name, floor_fraction=0.02, jitter=0.5):
     """Every masked layer computes its mask with rule `name` ("floor", "relative") inside; with
     `name=None`, DST's own rule."""
     if name is None:
         yield
         return
-    rules = {"floor": lambda: floor_mask(floor_fraction), "relative": lambda: relative_mask}
+    rules = {
+        "floor": lambda: floor_mask(floor_fraction),
+        "relative": lambda: relative_mask,
+        "jitter": lambda: jitter_mask(jitter),
+    }
     if name not in rules:
         raise ValueError(f"mask_rule must be one of {sorted(rules)}; got {name!r}")
     if not 0 < floor_fraction <= 1:

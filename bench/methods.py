@@ -78,7 +78,8 @@ def run_dst(ctx, run, on_epoch):
     """`granularity` and `thresholds` go to `prunable`, `retrain_mask` (True, or "uniform":
     `mask_retrain`) retrains the final mask, `dense_epochs` trains without the penalty first and
     `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
-    `floor_fraction` swap the mask rule (`bench.mask_rules`), the other parameters go to
+    `floor_fraction` swap the mask rule and `weight_gradient` the weights' gradient
+    (`bench.mask_rules`), the other parameters go to
     `DynamicPrune`."""
     import tfprune
 
@@ -94,8 +95,10 @@ def run_dst(ctx, run, on_epoch):
         params["alpha"] = functools.partial(ramped, params["alpha"], ramp, dense_epochs=dense)
     rule = params.pop("mask_rule", None)
     floor_fraction = params.pop("floor_fraction", 0.02)
+    jitter = params.pop("jitter", 0.5)
     retrain = params.pop("retrain_mask", False)
-    with mask_rules.mask_rule(rule, floor_fraction):
+    gradient = params.pop("weight_gradient", None)
+    with mask_rules.mask_rule(rule, floor_fraction, jitter), mask_rules.weight_gradient(gradient):
         model, result = _train_keras3(
             ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity, thresholds=thresholds),
             callbacks=[tfprune.DynamicPrune(**params)],
@@ -107,6 +110,19 @@ def run_dst(ctx, run, on_epoch):
     # "uniform": DST's choice within each layer, at GMP's uniform share.
     masks = uniform_masks(model, result["remaining"]) if retrain == "uniform" else None
     return _retrain_mask(ctx, run, on_epoch, stripped, result, masks) if retrain else result
+
+
+def run_gmp_keras3(ctx, run, on_epoch):
+    """GMP as the tfmot row runs it (same schedule), in Keras 3 and this process
+    (`bench.gmp_keras3`): `final_sparsity`, or matched to DST like the tfmot rows."""
+    from bench.gmp_keras3 import gmp_schedule, gradual_magnitude_callback
+
+    import keras
+
+    total = math.ceil(len(ctx.arrays["x_train"]) / ctx.settings["batch_size"]) * ctx.settings["epochs"]
+    schedule = gmp_schedule(total, run.params["final_sparsity"])
+    model, result = _train_keras3(ctx, run, on_epoch, callbacks=[gradual_magnitude_callback(keras, schedule)])
+    return {**result, **remaining_weights(model), "schedule": {**schedule, "total_steps": total}}
 
 
 def _retrain_mask(ctx, run, on_epoch, stripped, pruned_result, masks=None):
@@ -271,7 +287,7 @@ def _run_baseline(ctx, name, command, env, stem, on_epoch):
     return model, result
 
 
-METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp, "pquant": run_pquant}
+METHODS = {"dense": run_dense, "dst": run_dst, "gmp": run_gmp, "gmp_keras3": run_gmp_keras3, "pquant": run_pquant}
 
 
 def _build(ctx):

@@ -19,25 +19,9 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
-def gmp_schedule(total_steps, final_sparsity, end_fraction=2 / 3):
-    """PolynomialDecay arguments that reach `final_sparsity` at ~`end_fraction` of training.
-
-    Pruning happens every `frequency` steps (at most 100, tfmot's default), and `end_step` is a
-    multiple of it: tfmot only prunes on those steps, so otherwise the final sparsity is missed.
-    """
-    target = max(1, round(total_steps * end_fraction))
-    frequency = max(1, min(100, target // 10))
-    return {
-        "initial_sparsity": 0.0,
-        "final_sparsity": final_sparsity,
-        "begin_step": 0,
-        "end_step": max(frequency, round(target / frequency) * frequency),
-        "frequency": frequency,
-    }
-
-
 def main(argv=None):
     from bench import common, models
+    from bench.gmp_keras3 import gmp_schedule
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.baseline_arguments(parser)

@@ -387,3 +387,74 @@ def test_uniform_masks_keep_each_layer_s_share_by_dst_score_not_by_magnitude():
     masks = uniform_masks(model, 0.5)
     np.testing.assert_array_equal(masks["a"], [[1, 1], [0, 1], [0, 1], [0, 0]])
     assert masks["b"].sum() == 5  # half of 2x5, whatever its scores
+
+
+def test_keras3_gmp_follows_tfmot_s_schedule_and_holds_pruned_weights_at_zero():
+    import keras
+
+    from bench.gmp_keras3 import gmp_schedule, gradual_magnitude_callback, scheduled_sparsity
+
+    schedule = gmp_schedule(total_steps=30, final_sparsity=0.75)  # end 20, every 2 steps
+    assert (schedule["end_step"], schedule["frequency"]) == (20, 2)
+    assert scheduled_sparsity(schedule, 0) == 0.0 and scheduled_sparsity(schedule, 20) == 0.75
+    assert scheduled_sparsity(schedule, 10) == 0.75 * (1 - 0.5**3)  # the cubic ramp
+    assert scheduled_sparsity(schedule, 11) is None and scheduled_sparsity(schedule, 22) is None
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(6, name="a"), keras.layers.Dense(4, name="b")])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    x, y = np.random.default_rng(0).normal(size=(2, 30 * 4, 8)).astype("float32")
+    model.fit(x, y[:, :4], batch_size=4, epochs=1, verbose=0, callbacks=[gradual_magnitude_callback(keras, schedule)])
+    for layer in model.layers:  # each layer at the final share (uniform), pruned weights still 0
+        assert (layer.kernel.numpy() == 0).mean() == 0.75
+
+
+def test_dense_weight_gradient_reaches_masked_weights_and_leaves_the_thresholds_gradient():
+    import tensorflow as tf
+
+    import tfprune
+    from bench.mask_rules import weight_gradient
+    from tfprune.layers import base
+
+    layer = tfprune.layers.MaskedDense(2, use_bias=False)
+    layer.build((None, 3))
+    layer.kernel.assign(np.array([[0.5, -0.1], [0.05, 0.3], [-0.6, 0.2]], "float32"))
+    layer.threshold.assign(np.array([0.2, 0.15], "float32"))
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, 3)).astype("float32"))
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x) ** 2)
+        return [g.numpy() for g in tape.gradient(loss, [layer.kernel, layer.threshold])]
+
+    own_kernel, own_threshold = gradients()
+    with weight_gradient("dense"):
+        dense_kernel, dense_threshold = gradients()
+        masked_output = layer(x).numpy()
+        with tf.GradientTape() as tape:  # the masked product's own gradient, every entry
+            tape.watch(effective := tf.constant(np.asarray(layer.masked_kernel())))
+            upstream = tape.gradient(tf.reduce_sum((x @ effective) ** 2), effective).numpy()
+    np.testing.assert_allclose(masked_output, (x @ layer.masked_kernel()).numpy(), rtol=1e-6)
+    mask = np.asarray(layer.mask())
+    assert not mask.all() and np.abs(own_kernel[mask == 0]).max() < np.abs(upstream[mask == 0]).max()
+    np.testing.assert_allclose(dense_kernel, upstream, rtol=1e-5)
+    np.testing.assert_allclose(dense_threshold, own_threshold, rtol=1e-5)
+    assert base.MaskedMixin.masked_kernel.__name__ == "masked_kernel"  # restored on exit
+
+
+def test_jittered_thresholds_move_near_threshold_weights_only_inside_the_train_step():
+    import tensorflow as tf
+
+    import tfprune
+    from bench.mask_rules import mask_rule
+
+    layer = tfprune.layers.MaskedDense(1)
+    layer.build((None, 4))
+    layer.kernel.assign(np.array([[0.05], [0.09], [0.11], [0.5]], "float32"))
+    layer.threshold.assign(np.array([0.1], "float32"))
+    with mask_rule("jitter", jitter=0.5):
+        eager = np.asarray(layer.mask())[:, 0]
+        traced = tf.function(lambda: layer.mask())
+        draws = np.stack([traced().numpy()[:, 0] for _ in range(200)])
+    assert eager.tolist() == [0, 0, 1, 1]  # readouts and inference: DST's own rule
+    assert draws[:, 3].all() and not draws[:, 0].any()  # beyond the spread: never moves
+    assert 0.2 < draws[:, 1].mean() < 0.8 and 0.2 < draws[:, 2].mean() < 0.8
