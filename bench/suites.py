@@ -193,6 +193,17 @@ STRAIGHT_UNIFORM_5_ROWS = (
                          "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
     Experiment("gmp", match="dst"),
 )  # fmt: skip
+# Without the estimator's term in the weights' gradient (kept weights train as under GMP, masked
+# ones not at all; the thresholds still learn through the estimator), per unit and GMP-shaped.
+MASKED_GRADIENT_5_ROWS = (
+    Experiment("dst", {"target_sparsity": 0.90, "weight_gradient": "masked"}),
+    Experiment("gmp", match="dst"),
+)
+MASKED_GRADIENT_UNIFORM_5_ROWS = (
+    Experiment("dst", {"target_sparsity": 0.90, "thresholds": "layer", "weight_gradient": "masked",
+                       "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), 0.90)}),
+    Experiment("gmp", match="dst"),
+)  # fmt: skip
 # Issue #13: pruning helps generalisation through the noise of its cuts (Bartoldson et al.,
 # NeurIPS 2020); DST's cuts are smooth. DST with thresholds jittered while training (weights
 # near a threshold drop in and out), two spreads, GMP matched.
@@ -277,8 +288,12 @@ SUITES = {
     "straightuniform5": Suite("lenet5", STRAIGHT_UNIFORM_5_ROWS),
     "framework5": Suite("lenet5", (Experiment("gmp_keras3", {"final_sparsity": FRAMEWORK_5[0]}),)),
     "framework5b": Suite("lenet5", (Experiment("gmp_keras3", {"final_sparsity": FRAMEWORK_5[1]}),)),
+    "maskedgrad5": Suite("lenet5", MASKED_GRADIENT_5_ROWS),
+    "maskedgraduniform5": Suite("lenet5", MASKED_GRADIENT_UNIFORM_5_ROWS),
     "jitter5": Suite("lenet5", jitter_rows(0.25)),
     "jitter5b": Suite("lenet5", jitter_rows(0.5)),
+    "jitter5c": Suite("lenet5", jitter_rows(1.0)),
+    "jitter5d": Suite("lenet5", jitter_rows(2.0)),
     "decay5": Suite("lenet5", DECAY_5_ROWS, weight_decay=DECAY),
     "ramp5": Suite("lenet5", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_5), *MATCHED)),
 }
