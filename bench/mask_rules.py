@@ -75,29 +75,18 @@ def _dense_gradient_kernel(self, kernel_name="kernel", kernel=None):
     return frozen * self.mask(kernel_name, frozen) + (kernel - frozen)
 
 
-def _masked_gradient_kernel(self, kernel_name="kernel", kernel=None):
-    """`W * mask` forward; backward, W gets the gradient of the masked product only where kept
-    (masked weights none, as under magnitude pruning) and the thresholds keep the estimator's."""
-    kernel = getattr(self, kernel_name) if kernel is None else kernel
-    return kernel * self.mask(kernel_name, ops.stop_gradient(kernel))
-
-
-WEIGHT_GRADIENTS = {"dense": _dense_gradient_kernel, "masked": _masked_gradient_kernel}
-
-
 @contextlib.contextmanager
 def weight_gradient(name):
     """Inside, every masked layer trains its weights with gradient `name`: `"dense"` (the
-    straight-through gradient of dynamic pruning with feedback, Lin et al. 2020), `"masked"`
-    (kept weights only, without the estimator's term) or `None` (DST's own: through `W * mask`
-    and the estimator)."""
+    straight-through gradient of dynamic pruning with feedback, Lin et al. 2020) or `None`
+    (the layers' own `weight_gradient`)."""
     if name is None:
         yield
         return
-    if name not in WEIGHT_GRADIENTS:
-        raise ValueError(f"weight_gradient must be one of {sorted(WEIGHT_GRADIENTS)} or None; got {name!r}")
+    if name != "dense":
+        raise ValueError(f"weight_gradient must be 'dense' or None; got {name!r}")
     saved = base.MaskedMixin.masked_kernel
-    base.MaskedMixin.masked_kernel = WEIGHT_GRADIENTS[name]
+    base.MaskedMixin.masked_kernel = _dense_gradient_kernel
     try:
         yield
     finally:

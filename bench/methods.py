@@ -78,8 +78,8 @@ def run_dst(ctx, run, on_epoch):
     """`granularity` and `thresholds` go to `prunable`, `retrain_mask` (True, or "uniform":
     `mask_retrain`) retrains the final mask, `dense_epochs` trains without the penalty first and
     `alpha_ramp_epochs` then ramps alpha in (`ramped`), `mask_rule` and
-    `floor_fraction` swap the mask rule and `weight_gradient` the weights' gradient
-    (`bench.mask_rules`), the other parameters go to
+    `floor_fraction` swap the mask rule, `weight_gradient` goes to `prunable` (`"dense"`: to
+    `bench.mask_rules.weight_gradient`), the other parameters go to
     `DynamicPrune`."""
     import tfprune
 
@@ -97,10 +97,12 @@ def run_dst(ctx, run, on_epoch):
     floor_fraction = params.pop("floor_fraction", 0.02)
     jitter = params.pop("jitter", 0.5)
     retrain = params.pop("retrain_mask", False)
-    gradient = params.pop("weight_gradient", None)
-    with mask_rules.mask_rule(rule, floor_fraction, jitter), mask_rules.weight_gradient(gradient):
+    gradient = params.pop("weight_gradient", "estimator")
+    straight = gradient == "dense"  # bench-only (`mask_rules.weight_gradient`); the others tfprune's
+    options = {"granularity": granularity, "thresholds": thresholds, "weight_gradient": "estimator" if straight else gradient}
+    with mask_rules.mask_rule(rule, floor_fraction, jitter), mask_rules.weight_gradient("dense" if straight else None):
         model, result = _train_keras3(
-            ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, granularity=granularity, thresholds=thresholds),
+            ctx, run, on_epoch, convert=lambda m: tfprune.prunable(m, **options),
             callbacks=[tfprune.DynamicPrune(**params)],
         )  # fmt: skip
         stripped = tfprune.strip(model)

@@ -200,8 +200,8 @@ MASKED_GRADIENT_5_ROWS = (
     Experiment("gmp", match="dst"),
 )
 MASKED_GRADIENT_UNIFORM_5_ROWS = (
-    Experiment("dst", {"target_sparsity": 0.90, "thresholds": "layer", "weight_gradient": "masked",
-                       "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), 0.90)}),
+    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", "weight_gradient": "masked",
+                         "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
     Experiment("gmp", match="dst"),
 )  # fmt: skip
 # Issue #13: pruning helps generalisation through the noise of its cuts (Bartoldson et al.,

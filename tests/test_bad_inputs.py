@@ -63,6 +63,8 @@ ROWS = [
      ["Layer 'fc1'", "64 inputs", "granularity=(1, 3)"], "d in [2, 4, 8, 16] or granularity='weight'"),
     ("thresholds-name", lambda t: tfprune.prunable(mlp(), thresholds="neuron"), ValueError,
      ["thresholds='neuron'"], "'unit' (one per output unit, the paper) or 'layer'"),
+    ("weight-gradient-name", lambda t: tfprune.prunable(mlp(), weight_gradient="dense"), ValueError,
+     ["weight_gradient='dense'"], "'estimator' (the paper"),
     ("thresholds-layer-with-unit-masks", lambda t: tfprune.prunable(mlp(), granularity="unit", thresholds="layer"),
      ValueError, ["granularity='unit'", "keep all its units or none"], "Use thresholds='unit' with it"),
     ("granularity-dict-name", lambda t: tfprune.prunable(mlp(), granularity={"nope": "unit"}), ValueError, ["'nope'"], "Layer names: d1, d2"),

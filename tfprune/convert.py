@@ -10,11 +10,11 @@ import keras
 from tfprune import registry
 from tfprune.cloning import check_model, clone_layers, copy_layer, rebuild
 from tfprune.estimator import normalize_granularity
-from tfprune.layers.base import check_thresholds, masked_layers
+from tfprune.layers.base import check_thresholds, check_weight_gradient, masked_layers
 from tfprune.policy import MIN_SPARSITY, xnnpack_subgraph
 
 
-def prunable(model, layers=None, granularity="weight", policy=None, thresholds="unit"):
+def prunable(model, layers=None, granularity="weight", policy=None, thresholds="unit", weight_gradient="estimator"):
     """Returns a copy of `model` whose supported layers are masked DST layers with the same weights.
 
     Thresholds start at 0, so the new model computes exactly what the old one did until it is
@@ -39,6 +39,10 @@ def prunable(model, layers=None, granularity="weight", policy=None, thresholds="
             `"layer"` (one per kernel: a layer keeps its largest |W| wherever they are, as
             magnitude pruning does, while DST still sets each layer's share; BENCHMARKS.md,
             section 12, compares the two). Not with `granularity="unit"`.
+        weight_gradient: how the weights learn: `"estimator"` (the paper: through the step's
+            estimator, so masked weights keep a damped gradient and can come back) or `"masked"`
+            (kept weights from the masked product alone, masked weights not at all; the
+            thresholds still learn through the estimator). BENCHMARKS.md, section 12, measures it.
 
     Returns:
         A new `keras.Model`; the original is left untouched.
@@ -49,7 +53,8 @@ def prunable(model, layers=None, granularity="weight", policy=None, thresholds="
         ValueError: a name in `layers` or `granularity` is not in the model, a granularity is
             invalid, a block's n does not divide a layer's inputs, or nothing can be pruned;
             an unknown policy, or a policy with `layers` or `granularity`; `thresholds` is not
-            `"unit"` or `"layer"`, or is `"layer"` for a layer of `granularity="unit"`.
+            `"unit"` or `"layer"`, or is `"layer"` for a layer of `granularity="unit"`; an
+            unknown `weight_gradient`.
         tfprune.policy.PolicyError: (a ValueError) the model breaks the policy's conditions;
             the message names the first layer that does and how to fix it.
 
@@ -57,6 +62,7 @@ def prunable(model, layers=None, granularity="weight", policy=None, thresholds="
     """
     check_model(model, "prunable")
     check_thresholds(thresholds)
+    check_weight_gradient(weight_gradient)
     floor = None
     if policy is not None:
         layers, floor = _policy_layers(model, policy, layers, granularity)
@@ -66,7 +72,7 @@ def prunable(model, layers=None, granularity="weight", policy=None, thresholds="
     def clone(layer):
         if not select(layer) and not any(select(inner) for inner in _wrapped(layer)):
             return copy_layer(layer)
-        options = {"granularity": granularity_of(layer), "thresholds": thresholds}
+        options = {"granularity": granularity_of(layer), "thresholds": thresholds, "weight_gradient": weight_gradient}
         # checked here too: the twin's own check would reach the user wrapped in Keras' TypeError
         check_thresholds(thresholds, options["granularity"], layer.name)
         return to_masked(layer, options if floor is None else {**options, "min_sparsity": floor})

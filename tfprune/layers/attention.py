@@ -24,6 +24,7 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
         num_heads, key_dim: as for `keras.layers.MultiHeadAttention`.
         granularity: `"weight"` (default) or `"unit"` (whole heads).
         thresholds: `"unit"` (default) or `"layer"`: one threshold per projection kernel.
+        weight_gradient: `"estimator"` (default, the paper) or `"masked"` (`MaskedMixin`).
         **kwargs: the arguments of `keras.layers.MultiHeadAttention`.
 
     >>> layer = MaskedMultiHeadAttention(num_heads=2, key_dim=4, granularity="unit")
@@ -32,11 +33,15 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
     (2, 5, 8)
     """
 
-    def __init__(self, num_heads, key_dim, granularity="weight", thresholds="unit", **kwargs):
+    def __init__(self, num_heads, key_dim, granularity="weight", thresholds="unit", weight_gradient="estimator",
+                 **kwargs):  # fmt: skip
         super().__init__(num_heads, key_dim, **kwargs)
-        probe = MaskedEinsumDense("ab,bc->ac", (None, 1), granularity=granularity, thresholds=thresholds)
+        probe = MaskedEinsumDense(
+            "ab,bc->ac", (None, 1), granularity=granularity, thresholds=thresholds, weight_gradient=weight_gradient
+        )
         # validated as the projections will validate them
         self.granularity, self.thresholds = probe.granularity, probe.thresholds
+        self.weight_gradient = probe.weight_gradient
 
     def build(self, query_shape, value_shape, key_shape=None):
         super().build(query_shape, value_shape, key_shape)
@@ -55,6 +60,7 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
                 "name": f"{self.name}_{stock.name}",
                 "granularity": self.granularity,
                 "thresholds": self.thresholds,
+                "weight_gradient": self.weight_gradient,
                 "unit_axes": (head_axis,) if self.granularity == "unit" else None,
             }
             masked = MaskedEinsumDense.from_config(config)
@@ -73,8 +79,9 @@ class MaskedMultiHeadAttention(keras.layers.MultiHeadAttention):
             **super().get_config(),
             "granularity": list(granularity) if isinstance(granularity, tuple) else granularity,
             "thresholds": self.thresholds,
+            "weight_gradient": self.weight_gradient,
         }
 
     def masking_config(self):
         """The config keys a stock `keras.layers.MultiHeadAttention` does not know."""
-        return {"granularity": self.granularity, "thresholds": self.thresholds}
+        return {"granularity": self.granularity, "thresholds": self.thresholds, "weight_gradient": self.weight_gradient}

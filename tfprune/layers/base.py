@@ -30,6 +30,11 @@ class ThresholdPenalty:
 # "unit": a threshold per output unit (the paper); "layer": one per kernel, which keeps a layer's
 # largest |W| wherever they are, as magnitude pruning does (BENCHMARKS section 12).
 THRESHOLDS = ("unit", "layer")
+# How the weights learn (the thresholds always learn through the estimator): "estimator" (the
+# paper: through `W * step(|W| - t)`, so masked weights get a damped gradient and can come back)
+# or "masked" (kept weights get the masked product's gradient alone, masked weights none, as
+# under magnitude pruning; BENCHMARKS section 12).
+WEIGHT_GRADIENTS = ("estimator", "masked")
 
 
 class MaskedMixin:
@@ -37,16 +42,18 @@ class MaskedMixin:
 
     Every masked layer takes `thresholds`: `"unit"` (default, the paper: one threshold per
     output unit) or `"layer"` (one threshold per kernel, stored as its units' thresholds, which
-    share every update, so that alpha means what it means per unit).
+    share every update, so that alpha means what it means per unit); and `weight_gradient`:
+    `"estimator"` (default, the paper) or `"masked"` (`WEIGHT_GRADIENTS`).
     """
 
     MASKED = {"kernel": "threshold"}
     RESETS = True  # DynamicPrune's reset rule applies (the paper exempts LSTMs)
     min_sparsity = None  # a floor DynamicPrune holds the layer's sparsity above (convolutions)
 
-    def __init__(self, *args, thresholds="unit", **kwargs):
+    def __init__(self, *args, thresholds="unit", weight_gradient="estimator", **kwargs):
         super().__init__(*args, **kwargs)
         self.thresholds = check_thresholds(thresholds)
+        self.weight_gradient = check_weight_gradient(weight_gradient)
 
     def _init_granularity(self, granularity, no_blocks=None):
         """Sets `granularity`; `no_blocks` says why this layer refuses 1xN blocks (None: takes them)."""
@@ -141,9 +148,12 @@ class MaskedMixin:
         return ops.transpose(mask, tuple(int(a) for a in np.argsort(order)))
 
     def masked_kernel(self, kernel_name="kernel", kernel=None):
-        """`W * mask`: the weights the layer actually computes with."""
+        """`W * mask`: the weights the layer actually computes with. With
+        `weight_gradient="masked"` the mask reads W without its gradient, so W learns only
+        through the product (where kept) and the thresholds still through the estimator."""
         kernel = getattr(self, kernel_name) if kernel is None else kernel
-        return kernel * self.mask(kernel_name, kernel)
+        scored = ops.stop_gradient(kernel) if self.weight_gradient == "masked" else kernel
+        return kernel * self.mask(kernel_name, scored)
 
     def effective(self, name):
         """The weight `name` as the layer computes with it (`W * mask` for a masked kernel)."""
@@ -179,7 +189,19 @@ class MaskedMixin:
         return {
             "granularity": list(granularity) if isinstance(granularity, tuple) else granularity,
             "thresholds": self.thresholds,
+            "weight_gradient": self.weight_gradient,
         }
+
+
+def check_weight_gradient(weight_gradient):
+    """`weight_gradient` if it is one of `WEIGHT_GRADIENTS`; a clear error otherwise."""
+    if weight_gradient not in WEIGHT_GRADIENTS:
+        raise ValueError(
+            "weight_gradient must be 'estimator' (the paper: weights learn through the step's "
+            "estimator, masked ones too) or 'masked' (kept weights learn from the masked product "
+            f"alone). Received: weight_gradient={weight_gradient!r}"
+        )
+    return weight_gradient
 
 
 def check_thresholds(thresholds, granularity="weight", name=None):

@@ -177,8 +177,11 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
         """Mean |w| of each hidden unit's group: its four gate columns in both kernels and its
         row of the recurrent kernel (what computes the unit, and what reads it inside the layer).
         """
-        kernel = ops.abs(ops.reshape(self.kernel, (-1, 4, self.units)))
-        recurrent = ops.abs(ops.reshape(self.recurrent_kernel, (self.units, 4, self.units)))
+        kernel, recurrent = self.kernel, self.recurrent_kernel
+        if self.weight_gradient == "masked":  # the weights learn through the product alone
+            kernel, recurrent = ops.stop_gradient(kernel), ops.stop_gradient(recurrent)
+        kernel = ops.abs(ops.reshape(kernel, (-1, 4, self.units)))
+        recurrent = ops.abs(ops.reshape(recurrent, (self.units, 4, self.units)))
         total = (
             ops.sum(kernel, axis=(0, 1))
             + ops.sum(recurrent, axis=(0, 1))
@@ -265,6 +268,7 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
             its row of the recurrent kernel; a masked unit is dead and `tfprune.compact` removes
             it with the consumer's rows) or a block `(1, n)` along the input rows.
         thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
+        weight_gradient: `"estimator"` (default, the paper) or `"masked"` (`MaskedMixin`).
         prune_weights: False keeps the weight thresholds at 0 and untrained (hidden-state
             pruning only).
         hidden_state: `"off"` (default), `"fixed"` (threshold set by hand or by
@@ -292,11 +296,13 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
         chunk=4,
         hidden_threshold=0.0,
         thresholds="unit",
+        weight_gradient="estimator",
         **kwargs,
     ):
         options = {
             "granularity": granularity,
             "thresholds": thresholds,
+            "weight_gradient": weight_gradient,
             "prune_weights": prune_weights,
             "hidden_state": hidden_state,
             "chunk": chunk,
@@ -307,7 +313,8 @@ class MaskedLSTM(HiddenStatePrunedLSTM):
     def masking_config(self):
         """The config keys a stock `keras.layers.LSTM` does not know."""
         config = self.get_config()
-        keys = ("granularity", "thresholds", "prune_weights", "hidden_state", "chunk", "hidden_threshold")
+        keys = ("granularity", "thresholds", "weight_gradient", "prune_weights", "hidden_state", "chunk",
+                "hidden_threshold")
         return {key: config[key] for key in keys}
 
     def get_config(self):

@@ -65,6 +65,7 @@ class MaskedSimpleRNN(KernelsOnceRNN, keras.layers.SimpleRNN):
         units: positive integer, dimensionality of the output space.
         granularity: `"weight"` (default), `"unit"` or a block `(1, n)` along the input rows.
         thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
+        weight_gradient: `"estimator"` (default, the paper) or `"masked"` (`MaskedMixin`).
         **kwargs: the arguments of `keras.layers.SimpleRNN`.
 
     >>> MaskedSimpleRNN(8)(np.ones((2, 5, 3))).shape
@@ -74,8 +75,9 @@ class MaskedSimpleRNN(KernelsOnceRNN, keras.layers.SimpleRNN):
     stock_cell = keras.layers.SimpleRNNCell
     cell_class = MaskedSimpleRNNCell
 
-    def __init__(self, units, granularity="weight", thresholds="unit", **kwargs):
-        self._init_layer(units, {"granularity": granularity, "thresholds": thresholds}, kwargs)
+    def __init__(self, units, granularity="weight", thresholds="unit", weight_gradient="estimator", **kwargs):
+        options = {"granularity": granularity, "thresholds": thresholds, "weight_gradient": weight_gradient}
+        self._init_layer(units, options, kwargs)
 
     def masking_config(self):
         return self.cell.masking_config()
@@ -214,6 +216,7 @@ class MaskedGRU(HiddenStatePrunedGRU):
         units: positive integer, dimensionality of the output space.
         granularity: `"weight"` (default), `"unit"` (whole gate columns) or a block `(1, n)`.
         thresholds: `"unit"` (default) or `"layer"` (one threshold per kernel).
+        weight_gradient: `"estimator"` (default, the paper) or `"masked"` (`MaskedMixin`).
         hidden_state: `"off"` (default), `"fixed"` or `"trained"`.
         chunk: units per hidden-state chunk; must divide `units` unless off.
         hidden_threshold: initial threshold on a chunk's summed |h|.
@@ -227,11 +230,12 @@ class MaskedGRU(HiddenStatePrunedGRU):
 
     def __init__(
         self, units, granularity="weight", hidden_state="off", chunk=4, hidden_threshold=0.0,
-        thresholds="unit", **kwargs,
+        thresholds="unit", weight_gradient="estimator", **kwargs,
     ):  # fmt: skip
         options = {
             "granularity": granularity,
             "thresholds": thresholds,
+            "weight_gradient": weight_gradient,
             "hidden_state": hidden_state,
             "chunk": chunk,
             "hidden_threshold": hidden_threshold,
@@ -241,7 +245,7 @@ class MaskedGRU(HiddenStatePrunedGRU):
     def masking_config(self):
         """The config keys a stock `keras.layers.GRU` does not know."""
         config = self.get_config()
-        keys = ("granularity", "thresholds", "hidden_state", "chunk", "hidden_threshold")
+        keys = ("granularity", "thresholds", "weight_gradient", "hidden_state", "chunk", "hidden_threshold")
         return {key: config[key] for key in keys}
 
     def get_config(self):
