@@ -204,6 +204,11 @@ MASKED_GRADIENT_UNIFORM_5_ROWS = (
                          "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
     Experiment("gmp", match="dst"),
 )  # fmt: skip
+# The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
+MASKED_GRADIENT_LAYER_5_ROWS = (
+    *(Experiment("dst", {"alpha": a, "thresholds": "layer", "weight_gradient": "masked"}) for a in LAYER_5[1:]),
+    Experiment("gmp", match="dst"),
+)
 # Issue #13: pruning helps generalisation through the noise of its cuts (Bartoldson et al.,
 # NeurIPS 2020); DST's cuts are smooth. DST with thresholds jittered while training (weights
 # near a threshold drop in and out), two spreads, GMP matched.
@@ -290,6 +295,7 @@ SUITES = {
     "framework5b": Suite("lenet5", (Experiment("gmp_keras3", {"final_sparsity": FRAMEWORK_5[1]}),)),
     "maskedgrad5": Suite("lenet5", MASKED_GRADIENT_5_ROWS),
     "maskedgraduniform5": Suite("lenet5", MASKED_GRADIENT_UNIFORM_5_ROWS),
+    "maskedgradlayer5": Suite("lenet5", MASKED_GRADIENT_LAYER_5_ROWS),
     "jitter5": Suite("lenet5", jitter_rows(0.25)),
     "jitter5b": Suite("lenet5", jitter_rows(0.5)),
     "jitter5c": Suite("lenet5", jitter_rows(1.0)),
