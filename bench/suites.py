@@ -122,8 +122,9 @@ RAMP_CURVE_5 = (5e-4, 8.5e-4)
 # Issue #13: on LeNet-5 DST keeps the convolutions at 72-81% and fc1 at 4.4% (GMP: 9.6% each).
 # DST steered to GMP's uniform allocation by the target controller, against GMP matched.
 UNIFORM_5 = 0.904
+LENET5_LAYERS = ("conv1", "conv2", "fc1", "fc2")
 ALLOCATION_5_ROWS = (
-    Experiment("dst", {"target_sparsity": UNIFORM_5, "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), UNIFORM_5)}),
+    Experiment("dst", {"target_sparsity": UNIFORM_5, "layer_targets": dict.fromkeys(LENET5_LAYERS, UNIFORM_5)}),
     Experiment("gmp", match="dst"),
 )
 # Issue #13: the two explanations left, each with a mask rule of `bench.mask_rules`. Unit death:
@@ -176,11 +177,17 @@ LAYER_RELATIVE_5_ROWS = (
 # Issue #13: GMP's allocation (every layer at the same share, by the controller's per-layer
 # targets) with GMP's choice within a layer (one threshold per layer): what is left between DST
 # and GMP is how the weights are trained.
-LAYER_UNIFORM_5_ROWS = (
-    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer",
-                         "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
-    Experiment("gmp", match="dst"),
-)  # fmt: skip
+def uniform_rows(targets=(0.90, 0.95), **params):
+    """DST rows of GMP's mask shape on LeNet-5 (one threshold per layer, every layer at the
+    target) with `params`, then GMP matched."""
+    return (
+        *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", **params,
+                             "layer_targets": dict.fromkeys(LENET5_LAYERS, t)}) for t in targets),
+        Experiment("gmp", match="dst"),
+    )  # fmt: skip
+
+
+LAYER_UNIFORM_5_ROWS = uniform_rows()
 # Issue #13: with GMP's mask shape DST still trails (layeruniform5): the training path. The
 # weights trained with the dense, straight-through gradient of the masked model (masked weights
 # too, `bench.mask_rules.weight_gradient`), per-unit and per-layer-uniform, GMP matched.
@@ -188,22 +195,14 @@ STRAIGHT_5_ROWS = (
     *(Experiment("dst", {"target_sparsity": t, "weight_gradient": "dense"}) for t in (0.90, 0.95)),
     Experiment("gmp", match="dst"),
 )
-STRAIGHT_UNIFORM_5_ROWS = (
-    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", "weight_gradient": "dense",
-                         "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
-    Experiment("gmp", match="dst"),
-)  # fmt: skip
+STRAIGHT_UNIFORM_5_ROWS = uniform_rows(weight_gradient="dense")
 # Without the estimator's term in the weights' gradient (kept weights train as under GMP, masked
 # ones not at all; the thresholds still learn through the estimator), per unit and GMP-shaped.
 MASKED_GRADIENT_5_ROWS = (
     Experiment("dst", {"target_sparsity": 0.90, "weight_gradient": "masked"}),
     Experiment("gmp", match="dst"),
 )
-MASKED_GRADIENT_UNIFORM_5_ROWS = (
-    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", "weight_gradient": "masked",
-                         "layer_targets": dict.fromkeys(("conv1", "conv2", "fc1", "fc2"), t)}) for t in (0.90, 0.95)),
-    Experiment("gmp", match="dst"),
-)  # fmt: skip
+MASKED_GRADIENT_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked")
 # The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
 MASKED_GRADIENT_LAYER_5_ROWS = (
     *(Experiment("dst", {"alpha": a, "thresholds": "layer", "weight_gradient": "masked"}) for a in LAYER_5[1:]),
@@ -211,7 +210,7 @@ MASKED_GRADIENT_LAYER_5_ROWS = (
 )
 # Issue #13: pruning helps generalisation through the noise of its cuts (Bartoldson et al.,
 # NeurIPS 2020); DST's cuts are smooth. DST with thresholds jittered while training (weights
-# near a threshold drop in and out), two spreads, GMP matched.
+# near a threshold drop in and out), one spread per suite, GMP matched.
 def jitter_rows(spread, targets=(0.90,)):
     return (
         *(Experiment("dst", {"target_sparsity": t, "mask_rule": "jitter", "jitter": spread}) for t in targets),
