@@ -147,13 +147,16 @@ class MaskedMixin:
         )
         return ops.transpose(mask, tuple(int(a) for a in np.argsort(order)))
 
+    def scored(self, weight):
+        """`weight` as a mask reads it: with `weight_gradient="masked"` without its gradient, so
+        the weights learn only through `W * mask` (where kept) and the thresholds still through
+        the estimator."""
+        return ops.stop_gradient(weight) if self.weight_gradient == "masked" else weight
+
     def masked_kernel(self, kernel_name="kernel", kernel=None):
-        """`W * mask`: the weights the layer actually computes with. With
-        `weight_gradient="masked"` the mask reads W without its gradient, so W learns only
-        through the product (where kept) and the thresholds still through the estimator."""
+        """`W * mask`: the weights the layer actually computes with."""
         kernel = getattr(self, kernel_name) if kernel is None else kernel
-        scored = ops.stop_gradient(kernel) if self.weight_gradient == "masked" else kernel
-        return kernel * self.mask(kernel_name, scored)
+        return kernel * self.mask(kernel_name, self.scored(kernel))
 
     def effective(self, name):
         """The weight `name` as the layer computes with it (`W * mask` for a masked kernel)."""

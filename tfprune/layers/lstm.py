@@ -177,11 +177,8 @@ class MaskedLSTMCell(MaskedMixin, HiddenStatePrunedLSTMCell):
         """Mean |w| of each hidden unit's group: its four gate columns in both kernels and its
         row of the recurrent kernel (what computes the unit, and what reads it inside the layer).
         """
-        kernel, recurrent = self.kernel, self.recurrent_kernel
-        if self.weight_gradient == "masked":  # the weights learn through the product alone
-            kernel, recurrent = ops.stop_gradient(kernel), ops.stop_gradient(recurrent)
-        kernel = ops.abs(ops.reshape(kernel, (-1, 4, self.units)))
-        recurrent = ops.abs(ops.reshape(recurrent, (self.units, 4, self.units)))
+        kernel = ops.abs(ops.reshape(self.scored(self.kernel), (-1, 4, self.units)))
+        recurrent = ops.abs(ops.reshape(self.scored(self.recurrent_kernel), (self.units, 4, self.units)))
         total = (
             ops.sum(kernel, axis=(0, 1))
             + ops.sum(recurrent, axis=(0, 1))
