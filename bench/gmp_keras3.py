@@ -7,6 +7,8 @@ difference between DST and tfmot's GMP could be the framework's, not the method'
 
 import numpy as np
 
+from bench.mask_retrain import hold_masks
+
 
 def gmp_schedule(total_steps, final_sparsity, end_fraction=2 / 3):
     """PolynomialDecay arguments that reach `final_sparsity` at ~`end_fraction` of training.
@@ -54,20 +56,15 @@ def gradual_magnitude_callback(keras, schedule):
             self.layers = [layer for layer in self.model.layers if getattr(layer, "kernel", None) is not None]
             self.masks = {}
 
-        def hold(self):
-            for layer in self.layers:
-                if layer.name in self.masks:
-                    layer.kernel.assign(layer.kernel * self.masks[layer.name])
-
         def on_train_batch_begin(self, batch, logs=None):
             sparsity = scheduled_sparsity(schedule, self.step)
             if sparsity is not None:
                 for layer in self.layers:
                     self.masks[layer.name] = magnitude_mask(layer.kernel.numpy(), sparsity)
-                self.hold()
+                hold_masks(self.layers, self.masks)
             self.step += 1
 
         def on_train_batch_end(self, batch, logs=None):
-            self.hold()
+            hold_masks(self.layers, self.masks)
 
     return GradualMagnitude()

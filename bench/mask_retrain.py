@@ -38,19 +38,21 @@ def uniform_masks(model, share):
     return masks
 
 
+def hold_masks(layers, masks):
+    """Sets the kernel of every layer named in `masks` to `W * mask`."""
+    for layer in layers:
+        if layer.name in masks:
+            layer.kernel.assign(layer.kernel * masks[layer.name])
+
+
 def fixed_masks_callback(keras, masks):
     """A callback that holds every masked kernel at `W * mask`: at the start and after each batch."""
 
     class FixedMasks(keras.callbacks.Callback):
-        def apply(self):
-            for layer in self.model.layers:
-                if layer.name in masks:
-                    layer.kernel.assign(layer.kernel * masks[layer.name])
-
         def on_train_begin(self, logs=None):
-            self.apply()
+            hold_masks(self.model.layers, masks)
 
         def on_train_batch_end(self, batch, logs=None):
-            self.apply()
+            hold_masks(self.model.layers, masks)
 
     return FixedMasks()
