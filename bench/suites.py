@@ -203,6 +203,12 @@ MASKED_GRADIENT_5_ROWS = (
     Experiment("gmp", match="dst"),
 )
 MASKED_GRADIENT_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked")
+# What is left is the masks' path: DST's move until the end, GMP's ramp in over 2/3 of training and
+# then freeze. The same rows on GMP's schedule (target ramped over 2/3, masks frozen for the last
+# 7 of 20 epochs), and with the freeze alone.
+GMP_SCHEDULE = {"target_ramp": 2 / 3, "finetune_epochs": 7}
+SCHEDULE_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", **GMP_SCHEDULE)
+FROZEN_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", finetune_epochs=7)
 # The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
 MASKED_GRADIENT_LAYER_5_ROWS = (
     *(Experiment("dst", {"alpha": a, "thresholds": "layer", "weight_gradient": "masked"}) for a in LAYER_5[1:]),
@@ -295,6 +301,8 @@ SUITES = {
     "maskedgrad5": Suite("lenet5", MASKED_GRADIENT_5_ROWS),
     "maskedgraduniform5": Suite("lenet5", MASKED_GRADIENT_UNIFORM_5_ROWS),
     "maskedgradlayer5": Suite("lenet5", MASKED_GRADIENT_LAYER_5_ROWS),
+    "scheduleuniform5": Suite("lenet5", SCHEDULE_UNIFORM_5_ROWS),
+    "frozenuniform5": Suite("lenet5", FROZEN_UNIFORM_5_ROWS),
     "jitter5": Suite("lenet5", jitter_rows(0.25)),
     "jitter5b": Suite("lenet5", jitter_rows(0.5)),
     "jitter5c": Suite("lenet5", jitter_rows(1.0)),

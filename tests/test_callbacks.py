@@ -170,6 +170,8 @@ def test_csv_logger_and_batch_logs_see_the_figures(digits, tmp_path):
         (dict(target_sparsity=1.0), ValueError, "target_sparsity=1.0"),
         (dict(target_sparsity=float("nan")), ValueError, "target_sparsity=nan"),
         (dict(target_sparsity=0.5, alpha=0.0), ValueError, "must be > 0"),
+        (dict(target_ramp=0), ValueError, "target_ramp must be in.*=0"),
+        (dict(target_ramp=1.5), ValueError, "target_ramp must be in.*=1.5"),
         (dict(layer_targets={"fc1": "x"}), TypeError, r"layer_targets\['fc1'\]"),
         (dict(layer_targets=[("fc1", 0.5)]), TypeError, "layer_targets must be a dict"),
     ],

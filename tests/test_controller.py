@@ -54,3 +54,21 @@ def test_controller_reaches_its_targets_in_one_run():
     assert history.history[f"sparsity/{last}"][-1] == pytest.approx(0.3, abs=0.05)
     assert f"alpha/{last}" in history.history
     assert model.evaluate(data.x_test, data.y_test, verbose=0)[1] > 0.9
+
+
+def test_target_ramp_sets_when_the_target_is_reached():
+    data = load_digits()
+
+    def sparsity_by_epoch(target_ramp):
+        keras.utils.set_random_seed(0)
+        model = tfprune.prunable(lenet_300_100((8, 8), 10))
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        prune = tfprune.DynamicPrune(target_sparsity=0.8, target_ramp=target_ramp, control_every=5)
+        history = model.fit(data.x_train, data.y_train, epochs=16, batch_size=64, verbose=0,
+                            callbacks=[prune])
+        return history.history["sparsity"]
+
+    fast, slow = sparsity_by_epoch(0.25), sparsity_by_epoch(1.0)
+    assert fast[3] > slow[3] + 0.4  # after a quarter of training: near the target against ~10%
+    assert fast[-1] == pytest.approx(0.8, abs=0.03) and slow[-1] == pytest.approx(0.8, abs=0.03)

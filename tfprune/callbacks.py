@@ -67,6 +67,8 @@ class DynamicPrune(keras.callbacks.Callback):
             layer with no time left to prune it again, which made high alphas a lottery; the
             default 0.5 keeps a given alpha's remaining ratio within 0.11 points over 3 seeds
             (BENCHMARKS.md section 12).
+        target_ramp: the share of training (0..1] over which the controller's target rises, on a
+            cubic ramp, from 0 to `target_sparsity` (tfmot GMP's `end_step`, as a share).
         finetune_epochs: the last epochs of `fit` train with the masks frozen: thresholds fixed,
             penalty off, reset rule and controllers off, the weights still training
             (`tfprune.freeze`); `logs["masks_frozen"]` is 1 then. Weight granularity only.
@@ -96,6 +98,7 @@ class DynamicPrune(keras.callbacks.Callback):
         control_every=20,
         finetune_epochs=0,
         reset_until=0.5,
+        target_ramp=0.5,
     ):
         super().__init__()
         if (target_sparsity is not None or layer_targets) and not _is_real(alpha):
@@ -147,6 +150,12 @@ class DynamicPrune(keras.callbacks.Callback):
                 f"no longer fires. Received: reset_until={reset_until!r}"
             )
         self.reset_until = reset_until
+        if not (_is_real(target_ramp) and 0 < target_ramp <= 1):
+            raise ValueError(
+                "target_ramp must be in (0, 1]: the share of training over which the target "
+                f"sparsity ramps in. Received: target_ramp={target_ramp!r}"
+            )
+        self.target_ramp = target_ramp
         self.target_sparsity = target_sparsity
         self.layer_targets = dict(layer_targets or {})
         self.control_every = control_every
@@ -328,10 +337,12 @@ class DynamicPrune(keras.callbacks.Callback):
         holder = next((l for l in layers if not l.min_sparsity), layers[0])  # floors keep their own
         alpha = _read(holder.alpha)
         if alpha > 0:  # a checkpoint or an earlier fit: continue where it stopped
-            return SparsityController(target, alpha, integral=_read(holder.alpha_integral))
+            return SparsityController(target, alpha, ramp_fraction=self.target_ramp,
+                                      integral=_read(holder.alpha_integral))
         start = self.alpha if _is_real(self.alpha) else DEFAULT_ALPHA
         # A floor starts no weaker than the default: a tiny shared alpha must not stall it.
-        return SparsityController(target, max(start, DEFAULT_ALPHA) if floor else start)
+        return SparsityController(target, max(start, DEFAULT_ALPHA) if floor else start,
+                                  ramp_fraction=self.target_ramp)
 
     def _progress(self, batch):
         """The share of training done after `batch` of the current epoch."""
