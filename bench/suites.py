@@ -202,12 +202,14 @@ MASKED_GRADIENT_5_ROWS = (
     Experiment("dst", {"target_sparsity": 0.90, "weight_gradient": "masked"}),
     Experiment("gmp", match="dst"),
 )
-MASKED_GRADIENT_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked")
+# Keras 3 GMP (`gmp_keras3`) matched too: is GMP's edge at these shapes tf_keras'?
+KERAS3_GMP = Experiment("gmp_keras3", match="dst")
+MASKED_GRADIENT_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked"), KERAS3_GMP)
 # What is left is the masks' path: DST's move until the end, GMP's ramp in over 2/3 of training and
 # then freeze. The same rows on GMP's schedule (target ramped over 2/3, masks frozen for the last
 # 7 of 20 epochs), and with the freeze alone.
 GMP_SCHEDULE = {"target_ramp": 2 / 3, "finetune_epochs": 7}
-SCHEDULE_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", **GMP_SCHEDULE)
+SCHEDULE_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked", **GMP_SCHEDULE), KERAS3_GMP)
 FROZEN_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", finetune_epochs=7)
 # The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
 MASKED_GRADIENT_LAYER_5_ROWS = (
