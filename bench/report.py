@@ -16,7 +16,8 @@ from bench.records import read_records
 
 # weight_decay: only in the records of suites that set it (None elsewhere).
 SETUP_KEYS = ("suite", "model", "dataset", "n_train", "n_test", "epochs", "batch_size", "lr", "momentum", "weight_decay")
-STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s"), "pquant": ("tab:green", "^")}
+STYLES = {"dense": ("black", "*"), "dst": ("tab:blue", "o"), "gmp": ("tab:orange", "s"), "pquant": ("tab:green", "^"),
+          "gmp_keras3": ("tab:red", "D")}
 
 NOTES = """\
 Test accuracy after the last epoch. Train accuracy: Keras' running mean over the last epoch's
@@ -154,8 +155,8 @@ def markdown(setups, failed=0):
 
 
 def matched_table(rows, tolerance=0.1):
-    """Each DST row against the GMP and PQuantML runs matched to its runs, seed by seed: one
-    table per ratio they were matched on (`remaining`, or `remaining_compacted`).
+    """Each DST row against the GMP (tfmot; Keras 3 where run) and PQuantML runs matched to its
+    runs, seed by seed: one table per ratio they were matched on (`remaining`, or `remaining_compacted`).
 
     GMP is given the DST run's ratio; PQuantML searches its alpha for it and may miss: its
     remaining ratio is shown, and a miss by more than `tolerance` (relative) is flagged.
@@ -172,20 +173,25 @@ def matched_table(rows, tolerance=0.1):
     return lines
 
 
+PEERS = {"gmp": "GMP", "pquant": "PQuantML", "gmp_keras3": "GMP in Keras 3"}  # the last only where run
+
+
 def _matched_rows(rows, matched, key, tolerance):
+    peers_run = {m for m, _, _ in matched}
+    methods = [m for m in PEERS if m != "gmp_keras3" or m in peers_run]
     lines = []
     for name, runs in rows.items():
-        if runs[0]["method"] != "dst" or not any((m, name, r["seed"]) in matched for m in ("gmp", "pquant") for r in runs):
+        if runs[0]["method"] != "dst" or not any((m, name, r["seed"]) in matched for m in methods for r in runs):
             continue
         remaining = [100 * r[key] for r in runs]
         cells = [f"{np.mean(remaining):.2f}% ({max(remaining) - min(remaining):.2f})", f"{_mean(runs):.2f}%"]
-        for method in ("gmp", "pquant"):
+        for method in methods:
             peers = [matched.get((method, name, r["seed"])) for r in runs]
             if None in peers:
                 cells += ["–", "–"]
                 continue
             missed = [p for p, r in zip(peers, runs) if abs(p[key] / r[key] - 1) > tolerance]
-            at = "" if method == "gmp" else f" at {100 * np.mean([p[key] for p in peers]):.2f}%"
+            at = f" at {100 * np.mean([p[key] for p in peers]):.2f}%" if method == "pquant" else ""
             flag = f" ({len(missed)} of {len(peers)} missed the ratio)" if missed else ""
             cells += [f"{_mean(peers):.2f}%{at}{flag}", f"{_mean(runs) - _mean(peers):+.2f}"]
         ahead = sum(
@@ -195,11 +201,12 @@ def _matched_rows(rows, matched, key, tolerance):
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ahead} of {len(runs)} |")
     if not lines:
         return []
+    peer_columns = "".join(f" {PEERS[m]} | DST - {PEERS[m]} |" for m in methods)
     return [
         f"Matched runs on `{key}`, seed by seed (mean over seeds, spread in points):",
         "",
-        f"| DST row | {key} (spread) | DST | GMP | DST - GMP | PQuantML | DST - PQuantML | Seeds DST >= GMP |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| DST row | {key} (spread) | DST |{peer_columns} Seeds DST >= GMP |",
+        "| --- | ---: | ---: |" + " ---: | ---: |" * len(methods) + " ---: |",
         *lines,
         "",
     ]

@@ -283,7 +283,7 @@ SUITES = {
     "schedule300b": Suite("lenet300", SCHEDULE_SLOW_ROWS),
     "ramp300": Suite("lenet300", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_300), *MATCHED)),
     "units300": Suite("lenet300", UNITS_ROWS),
-    "curve5": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5), *MATCHED)),
+    "curve5": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5), *MATCHED, KERAS3_GMP)),
     "allocation5": Suite("lenet5", ALLOCATION_5_ROWS),
     "floor300": Suite("lenet300", FLOOR_300_ROWS),
     "retrain300": Suite("lenet300", RETRAIN_300_ROWS),

@@ -232,6 +232,11 @@ def test_matched_table_compares_each_dst_row_with_its_peers_seed_by_seed():
     )
     assert table[6].startswith("Matched runs on `remaining_compacted`")  # a table of its own
     assert table[10] == f"| {dst} | 5.50% (1.00) | 89.00% | 87.00% | +2.00 | – | – | 2 of 2 |"
+    # Keras 3 GMP gets its own columns, only where it ran
+    rows["gmp_keras3 @ " + dst] = [run("gmp_keras3", 0, 0.85, 0.10, dst), run("gmp_keras3", 1, 0.87, 0.12, dst)]
+    table = matched_table(rows)
+    assert table[2].endswith("| PQuantML | DST - PQuantML | GMP in Keras 3 | DST - GMP in Keras 3 | Seeds DST >= GMP |")
+    assert table[4].endswith("| +2.50 | 86.00% | +3.00 | 1 of 2 |")
 
 
 def test_mask_churn_counts_changes_and_restarts_a_weight_s_run_when_it_comes_back():
