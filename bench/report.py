@@ -156,7 +156,8 @@ def markdown(setups, failed=0):
 
 def matched_table(rows, tolerance=0.1):
     """Each DST row against the GMP (tfmot; Keras 3 where run) and PQuantML runs matched to its
-    runs, seed by seed: one table per ratio they were matched on (`remaining`, or `remaining_compacted`).
+    runs, seed by seed: one table per ratio they were matched on (`remaining`, or
+    `remaining_compacted`).
 
     GMP is given the DST run's ratio; PQuantML searches its alpha for it and may miss: its
     remaining ratio is shown, and a miss by more than `tolerance` (relative) is flagged.
