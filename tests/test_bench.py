@@ -133,6 +133,9 @@ def test_gmp_rows_expand_to_the_dst_runs_of_their_suite_and_seed():
     (run,) = suites.expand(suites.Experiment("gmp", match="dst"), "lenet300", 0, finished)
     assert run.label == "gmp @ dst alpha=0.001"
     assert run.params == {"final_sparsity": pytest.approx(0.9), "matched": "dst alpha=0.001"}
+    dense_only = suites.Experiment("gmp", match="dst", match_min_remaining=0.15)
+    assert suites.expand(dense_only, "lenet300", 0, finished) == []
+    assert len(suites.expand(dense_only, "lenet300", 1, finished)) == 1
 
 
 def test_lstm_units_report_prefers_side_by_side_latency_and_compares_with_dense():
