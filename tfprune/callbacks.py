@@ -335,14 +335,14 @@ class DynamicPrune(keras.callbacks.Callback):
     def _controller(self, layers, target, floor=False):
         """A controller for `layers`, resuming the state their weights carry (if alpha ran)."""
         holder = next((l for l in layers if not l.min_sparsity), layers[0])  # floors keep their own
-        alpha = _read(holder.alpha)
-        if alpha > 0:  # a checkpoint or an earlier fit: continue where it stopped
-            return SparsityController(target, alpha, ramp_fraction=self.target_ramp,
-                                      integral=_read(holder.alpha_integral))
-        start = self.alpha if _is_real(self.alpha) else DEFAULT_ALPHA
-        # A floor starts no weaker than the default: a tiny shared alpha must not stall it.
-        return SparsityController(target, max(start, DEFAULT_ALPHA) if floor else start,
-                                  ramp_fraction=self.target_ramp)
+        start, integral = _read(holder.alpha), None
+        if start > 0:  # a checkpoint or an earlier fit: continue where it stopped
+            integral = _read(holder.alpha_integral)
+        else:
+            start = self.alpha if _is_real(self.alpha) else DEFAULT_ALPHA
+            # A floor starts no weaker than the default: a tiny shared alpha must not stall it.
+            start = max(start, DEFAULT_ALPHA) if floor else start
+        return SparsityController(target, start, ramp_fraction=self.target_ramp, integral=integral)
 
     def _progress(self, batch):
         """The share of training done after `batch` of the current epoch."""
