@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from bench import methods
+from bench.allocation import erk_targets
 from bench.models import MODELS
 from bench.runner import Row
 
@@ -213,6 +214,16 @@ MASKED_GRADIENT_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked"), KERAS
 GMP_SCHEDULE = {"target_ramp": 2 / 3, "finetune_epochs": 7}
 SCHEDULE_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked", **GMP_SCHEDULE), KERAS3_GMP)
 FROZEN_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", finetune_epochs=7)
+# What is left is the allocation: uniform shares are GMP's, DST's own are worse. The ERK shares
+# of sparse training (conv1 and fc2 kept dense or nearly, conv2 and fc1 cut further) on the same
+# rows (GMP's within-layer choice, masked gradient, GMP's schedule), tfmot GMP matched.
+LENET5_KERNELS = {"conv1": (5, 5, 1, 20), "conv2": (5, 5, 20, 50), "fc1": (800, 500), "fc2": (500, 10)}
+ERK_5_ROWS = (
+    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", "weight_gradient": "masked",
+                         **GMP_SCHEDULE, "layer_targets": erk_targets(LENET5_KERNELS, t)})
+      for t in (0.90, 0.95)),
+    Experiment("gmp", match="dst"),
+)  # fmt: skip
 # The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
 MASKED_GRADIENT_LAYER_5_ROWS = (
     *(Experiment("dst", {"alpha": a, "thresholds": "layer", "weight_gradient": "masked"}) for a in LAYER_5[1:]),
@@ -307,6 +318,7 @@ SUITES = {
     "maskedgradlayer5": Suite("lenet5", MASKED_GRADIENT_LAYER_5_ROWS),
     "scheduleuniform5": Suite("lenet5", SCHEDULE_UNIFORM_5_ROWS),
     "frozenuniform5": Suite("lenet5", FROZEN_UNIFORM_5_ROWS),
+    "erk5": Suite("lenet5", ERK_5_ROWS),
     "jitter5": Suite("lenet5", jitter_rows(0.25)),
     "jitter5b": Suite("lenet5", jitter_rows(0.5)),
     "jitter5c": Suite("lenet5", jitter_rows(1.0)),

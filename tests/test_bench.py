@@ -466,3 +466,20 @@ def test_jittered_thresholds_move_near_threshold_weights_only_inside_the_train_s
     assert eager.tolist() == [0, 0, 1, 1]  # readouts and inference: DST's own rule
     assert draws[:, 3].all() and not draws[:, 0].any()  # beyond the spread: never moves
     assert 0.2 < draws[:, 1].mean() < 0.8 and 0.2 < draws[:, 2].mean() < 0.8
+
+
+def test_erk_targets_keep_the_overall_share_and_keep_small_layers_dense():
+    from bench.allocation import erk_targets
+    from bench.suites import LENET5_KERNELS
+
+    sizes = {name: np.prod(shape) for name, shape in LENET5_KERNELS.items()}
+    for sparsity in (0.90, 0.95, 0.99):
+        targets = erk_targets(LENET5_KERNELS, sparsity)
+        kept = sum((1 - targets[name]) * sizes[name] for name in sizes)
+        assert kept == pytest.approx((1 - sparsity) * sum(sizes.values()))
+        assert all(0 <= t < 1 for t in targets.values()), targets
+        # every layer not kept whole has the same density per unit of sum(shape) / prod(shape)
+        cut = [n for n in sizes if targets[n] > 0]
+        scale = {n: (1 - targets[n]) * sizes[n] / sum(LENET5_KERNELS[n]) for n in cut}
+        assert len(cut) >= 2 and max(scale.values()) == pytest.approx(min(scale.values())), scale
+    assert erk_targets(LENET5_KERNELS, 0.90)["fc2"] == 0.0  # would be denser than dense: kept whole
