@@ -56,8 +56,8 @@ def to_tflite(model, *, sparse, quantize, batch_size, calibration=None, input_na
 
 def to_tflite_encodings(model, encodings, *, quantize, batch_size, calibration=None, input_names=None):
     """`to_tflite` once per `sparse` value in `encodings`, from one traced and written
-    SavedModel: tracing and writing it cost as much as a conversion, and the encodings of a
-    file (sparse, and dense for its size baseline) share it.
+    SavedModel read by one converter: tracing, writing and loading it cost about as much as a
+    conversion, and the encodings of a file (sparse, and dense for its size baseline) share it.
 
     Returns:
         A list of flatbuffers, one per entry of `encodings`.
@@ -77,7 +77,7 @@ def to_tflite_encodings(model, encodings, *, quantize, batch_size, calibration=N
             archive.write_out(saved_model_dir, verbose=False)
             converter = _converter(saved_model_dir, quantize, batch_size, calibration)
             contents = []
-            for sparse in encodings:  # one converter: loading the SavedModel again costs ~10%
+            for sparse in encodings:
                 converter.optimizations = _optimizations(sparse, quantize)
                 contents.append(converter.convert())
             return contents
