@@ -13,14 +13,13 @@ def erk_targets(shapes, sparsity):
     `1 - sparsity` of their weights; a layer the rule would make denser than dense stays dense
     and the rest share what is left."""
     sizes = {name: math.prod(shape) for name, shape in shapes.items()}
-    scores = {name: sum(shape) / sizes[name] for name, shape in shapes.items()}
     budget = (1 - sparsity) * sum(sizes.values())
     dense = set()
-    while True:
+    while True:  # density = scale * sum(shape) / size, so a layer keeps scale * sum(shape) weights
         free = [name for name in shapes if name not in dense]
-        scale = (budget - sum(sizes[n] for n in dense)) / sum(scores[n] * sizes[n] for n in free)
-        over = [n for n in free if scale * scores[n] >= 1]
+        scale = (budget - sum(sizes[n] for n in dense)) / sum(sum(shapes[n]) for n in free)
+        over = [n for n in free if scale * sum(shapes[n]) >= sizes[n]]
         if not over:
             break
         dense.update(over)
-    return {name: 0.0 if name in dense else 1 - scale * scores[name] for name in shapes}
+    return {name: 0.0 if name in dense else 1 - scale * sum(shapes[name]) / sizes[name] for name in shapes}

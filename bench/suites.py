@@ -125,9 +125,17 @@ RAMP_CURVE_5 = (5e-4, 8.5e-4)
 # Issue #13: on LeNet-5 DST keeps the convolutions at 72-81% and fc1 at 4.4% (GMP: 9.6% each).
 # DST steered to GMP's uniform allocation by the target controller, against GMP matched.
 UNIFORM_5 = 0.904
-LENET5_LAYERS = ("conv1", "conv2", "fc1", "fc2")
+LENET5_KERNELS = {"conv1": (5, 5, 1, 20), "conv2": (5, 5, 20, 50), "fc1": (800, 500), "fc2": (500, 10)}
+LENET5_LAYERS = tuple(LENET5_KERNELS)
+
+
+def uniform_shares(target):
+    """GMP's allocation: every LeNet-5 layer at the overall target."""
+    return dict.fromkeys(LENET5_LAYERS, target)
+
+
 ALLOCATION_5_ROWS = (
-    Experiment("dst", {"target_sparsity": UNIFORM_5, "layer_targets": dict.fromkeys(LENET5_LAYERS, UNIFORM_5)}),
+    Experiment("dst", {"target_sparsity": UNIFORM_5, "layer_targets": uniform_shares(UNIFORM_5)}),
     Experiment("gmp", match="dst"),
 )
 # Issue #13: the two explanations left, each with a mask rule of `bench.mask_rules`. Unit death:
@@ -180,17 +188,18 @@ LAYER_RELATIVE_5_ROWS = (
 # Issue #13: GMP's allocation (every layer at the same share, by the controller's per-layer
 # targets) with GMP's choice within a layer (one threshold per layer): what is left between DST
 # and GMP is how the weights are trained.
-def uniform_rows(targets=(0.90, 0.95), **params):
-    """DST rows of GMP's mask shape on LeNet-5 (one threshold per layer, every layer at the
-    target) with `params`, then GMP matched."""
+def per_layer_rows(targets=(0.90, 0.95), allocation=uniform_shares, **params):
+    """DST rows on LeNet-5 with one threshold per layer (GMP's choice within a layer), each
+    layer steered to its share of `allocation(target)` (GMP's uniform one by default), with
+    `params`; then GMP matched."""
     return (
         *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", **params,
-                             "layer_targets": dict.fromkeys(LENET5_LAYERS, t)}) for t in targets),
+                             "layer_targets": allocation(t)}) for t in targets),
         Experiment("gmp", match="dst"),
     )  # fmt: skip
 
 
-LAYER_UNIFORM_5_ROWS = uniform_rows()
+LAYER_UNIFORM_5_ROWS = per_layer_rows()
 # Issue #13: with GMP's mask shape DST still trails (layeruniform5): the training path. The
 # weights trained with the dense, straight-through gradient of the masked model (masked weights
 # too, `bench.mask_rules.weight_gradient`), per-unit and per-layer-uniform, GMP matched.
@@ -198,7 +207,7 @@ STRAIGHT_5_ROWS = (
     *(Experiment("dst", {"target_sparsity": t, "weight_gradient": "dense"}) for t in (0.90, 0.95)),
     Experiment("gmp", match="dst"),
 )
-STRAIGHT_UNIFORM_5_ROWS = uniform_rows(weight_gradient="dense")
+STRAIGHT_UNIFORM_5_ROWS = per_layer_rows(weight_gradient="dense")
 # Without the estimator's term in the weights' gradient (kept weights train as under GMP, masked
 # ones not at all; the thresholds still learn through the estimator), per unit and GMP-shaped.
 MASKED_GRADIENT_5_ROWS = (
@@ -207,23 +216,19 @@ MASKED_GRADIENT_5_ROWS = (
 )
 # Keras 3 GMP (`gmp_keras3`) matched too: is GMP's edge at these shapes tf_keras'?
 KERAS3_GMP = Experiment("gmp_keras3", match="dst", match_min_remaining=0.03)  # at 4-10%
-MASKED_GRADIENT_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked"), KERAS3_GMP)
+MASKED_GRADIENT_UNIFORM_5_ROWS = (*per_layer_rows(weight_gradient="masked"), KERAS3_GMP)
 # What is left is the masks' path: DST's move until the end, GMP's ramp in over 2/3 of training and
 # then freeze. The same rows on GMP's schedule (target ramped over 2/3, masks frozen for the last
 # 7 of 20 epochs), and with the freeze alone.
 GMP_SCHEDULE = {"target_ramp": 2 / 3, "finetune_epochs": 7}
-SCHEDULE_UNIFORM_5_ROWS = (*uniform_rows(weight_gradient="masked", **GMP_SCHEDULE), KERAS3_GMP)
-FROZEN_UNIFORM_5_ROWS = uniform_rows(weight_gradient="masked", finetune_epochs=7)
+SCHEDULE_UNIFORM_5_ROWS = (*per_layer_rows(weight_gradient="masked", **GMP_SCHEDULE), KERAS3_GMP)
+FROZEN_UNIFORM_5_ROWS = per_layer_rows(weight_gradient="masked", finetune_epochs=7)
 # What is left is the allocation: uniform shares are GMP's, DST's own are worse. The ERK shares
 # of sparse training (conv1 and fc2 kept dense or nearly, conv2 and fc1 cut further) on the same
 # rows (GMP's within-layer choice, masked gradient, GMP's schedule), tfmot GMP matched.
-LENET5_KERNELS = {"conv1": (5, 5, 1, 20), "conv2": (5, 5, 20, 50), "fc1": (800, 500), "fc2": (500, 10)}
-ERK_5_ROWS = (
-    *(Experiment("dst", {"target_sparsity": t, "thresholds": "layer", "weight_gradient": "masked",
-                         **GMP_SCHEDULE, "layer_targets": erk_targets(LENET5_KERNELS, t)})
-      for t in (0.90, 0.95)),
-    Experiment("gmp", match="dst"),
-)  # fmt: skip
+ERK_5_ROWS = per_layer_rows(
+    allocation=lambda t: erk_targets(LENET5_KERNELS, t), weight_gradient="masked", **GMP_SCHEDULE
+)
 # The same gradient with one threshold per layer and DST's own allocation (layer5's alphas).
 MASKED_GRADIENT_LAYER_5_ROWS = (
     *(Experiment("dst", {"alpha": a, "thresholds": "layer", "weight_gradient": "masked"}) for a in LAYER_5[1:]),

@@ -471,7 +471,10 @@ def test_jittered_thresholds_move_near_threshold_weights_only_inside_the_train_s
 def test_erk_targets_keep_the_overall_share_and_keep_small_layers_dense():
     from bench.allocation import erk_targets
     from bench.suites import LENET5_KERNELS
+    from tfprune.models import lenet5_caffe
 
+    model = lenet5_caffe((28, 28), 10)  # the shapes the suite writes out are the model's
+    assert {name: tuple(model.get_layer(name).kernel.shape) for name in LENET5_KERNELS} == LENET5_KERNELS
     sizes = {name: np.prod(shape) for name, shape in LENET5_KERNELS.items()}
     for sparsity in (0.90, 0.95, 0.99):
         targets = erk_targets(LENET5_KERNELS, sparsity)
