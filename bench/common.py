@@ -64,16 +64,13 @@ def fit_and_evaluate(keras, model, arrays, epochs, batch_size, callbacks=(), on_
                 on_epoch(epoch, logs or {})
 
     # Last, so it sees the logs the other callbacks (e.g. DynamicPrune's sparsity) wrote.
+    from tfprune.data import shuffled_batches
+
     clock = EpochClock()
-    history = model.fit(
-        arrays["x_train"],
-        arrays["y_train"],
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=[*callbacks, clock],
-    )
+    # A new batch order every epoch in both frameworks (Keras 3's own shuffle repeats one order
+    # in a seeded run: `shuffled_batches`), drawn from numpy's RNG, which the run's seed set.
+    batches = shuffled_batches(arrays["x_train"], arrays["y_train"], batch_size, seed=int(np.random.randint(2**31 - 1)))
+    history = model.fit(batches, epochs=epochs, shuffle=False, verbose=0, callbacks=[*callbacks, clock])
     loss, accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=1000, verbose=0)
     return {
         "test_accuracy": float(accuracy),

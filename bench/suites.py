@@ -306,6 +306,10 @@ SUITES = {
     "ramp300": Suite("lenet300", (*(Experiment("dst", {"alpha": a, "alpha_ramp_epochs": RAMP}) for a in RAMP_CURVE_300), *MATCHED)),
     "units300": Suite("lenet300", UNITS_ROWS),
     "curve5": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5), *MATCHED, KERAS3_GMP)),
+    # curve5 again after the batch-order fix (`tfprune.data.shuffled_batches`): before it, every
+    # Keras 3 row trained on one batch order, tfmot's tf_keras rows on a new one each epoch.
+    "reshuffled5": Suite("lenet5", (Experiment("dense"), *(Experiment("dst", {"alpha": a}) for a in CURVE_5[:2]), *MATCHED)),
+    "reshuffled5b": Suite("lenet5", (*(Experiment("dst", {"alpha": a}) for a in CURVE_5[2:]), *MATCHED)),
     "allocation5": Suite("lenet5", ALLOCATION_5_ROWS),
     "floor300": Suite("lenet300", FLOOR_300_ROWS),
     "retrain300": Suite("lenet300", RETRAIN_300_ROWS),
@@ -455,6 +459,8 @@ def context(name, dataset, arrays, options, workdir):
         **{k: options[k] for k in OPTIONS},
         # Only where set, so that the records written before the option keep their setup.
         **({"weight_decay": suite.weight_decay} if suite.weight_decay else {}),
+        # Records without it trained Keras 3 rows on one batch order (`tfprune.data.shuffled_batches`).
+        "batch_order": "reshuffled",
     }
     return methods.Context(suite, suite_arrays, settings, workdir)
 

@@ -221,3 +221,40 @@ def load_dataset(name="auto"):
             logger.warning("Using sklearn digits instead of Fashion-MNIST: %s", e)
             _fallback_reported = True
         return load_digits()
+
+
+def shuffled_batches(x, y, batch_size, seed):
+    """`(x, y)` in batches, in a new order every epoch; the same orders again for the same seed.
+
+    Pass it to `fit` in place of `x, y, shuffle=True`. With the TensorFlow backend, Keras 3.15's
+    own shuffle draws the same permutation every epoch once `keras.utils.set_random_seed` has
+    been called (its dataset, and the permutation's random state, restart each epoch), so a
+    seeded run sees one batch order twenty times. tf_keras and Keras' JAX backend reshuffle;
+    on LeNet-5 the repeated order cost the dense model 0.84 test points (BENCHMARKS.md §12).
+
+    Args:
+        x, y: arrays with the same first dimension.
+        batch_size: examples per batch; the last batch holds the rest.
+        seed: the integer that fixes the sequence of permutations.
+
+    Returns:
+        A `tf.data.Dataset` of `(x_batch, y_batch)`, its length known to `fit`.
+
+    >>> batches = shuffled_batches(np.zeros((10, 2)), np.arange(10), batch_size=4, seed=0)
+    >>> [len(b) for _, b in batches]
+    [4, 4, 2]
+    """
+    import tensorflow as tf
+
+    if len(x) != len(y):
+        raise ValueError(
+            f"x and y must hold the same number of examples. Received: len(x)={len(x)}, len(y)={len(y)}"
+        )
+    x, y = tf.constant(x), tf.constant(y)
+    return (
+        tf.data.Dataset.range(len(x))
+        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(1)
+    )
