@@ -127,3 +127,22 @@ def test_lift_meets_the_floor_with_the_smallest_common_raise():
     lift = lift_to_floor(layer)
     assert lift > 0 and MIN_SPARSITY <= layer.sparsity() < MIN_SPARSITY + 0.02
     assert lift_to_floor(layer) == 0.0  # already there: thresholds untouched
+
+
+def test_the_lifted_floor_holds_in_the_compacted_model():
+    """The lift counts the zeros of units it kills; `compact` then removes those units (and the
+    channels they fed), and with them zeros. The floor must hold on what the file keeps."""
+    keras.utils.set_random_seed(0)
+    model = tfprune.prunable(_variant(), policy="xnnpack")
+    mid = model.get_layer("mid")
+    kernel = keras.ops.convert_to_numpy(mid.kernel)
+    kernel[..., :5] *= 1e-3  # units the lift kills outright
+    mid.kernel.assign(kernel)
+    callback = tfprune.DynamicPrune(alpha=1e-7, control_every=50)
+    with pytest.warns(UserWarning, match="under their min_sparsity"):
+        _train(model, callback, epochs=1)
+    small, _ = tfprune.compact(model)
+    assert small.get_layer("mid").filters < 16  # the case at hand: the lift killed units
+    for name in ("mid", "pw"):
+        kernel = keras.ops.convert_to_numpy(small.get_layer(name).kernel)
+        assert np.mean(kernel == 0) >= MIN_SPARSITY, name

@@ -35,15 +35,12 @@ def _train(model, data, args, callbacks=()):
         metrics=["accuracy"],
         jit_compile=True,
     )
+    from tfprune.data import shuffled_batches
+
+    # A new batch order each epoch: Keras' own shuffle repeats one in a seeded run.
+    batches = shuffled_batches(data.x_train, data.y_train, args.batch_size, seed=args.seed)
     start = time.perf_counter()
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        callbacks=list(callbacks),
-        verbose=2,
-    )
+    model.fit(batches, epochs=args.epochs, shuffle=False, callbacks=list(callbacks), verbose=2)
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0)
     return accuracy, seconds

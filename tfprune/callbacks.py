@@ -5,9 +5,11 @@ import numbers
 import warnings
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfprune import distributed
+from tfprune.compact import compact
 from tfprune.controller import SparsityController, check_target
 from tfprune.dead_channels import batchnorm_followers, silence
 from tfprune.freeze import FrozenMasks
@@ -18,6 +20,7 @@ from tfprune.layers.base import masked_layers, sparsity_of, target_sparsity_of
 DEFAULT_ALPHA = 5e-4
 # A floor's controller aims this far above the floor, so that noise around it stays above.
 FLOOR_MARGIN = 0.02
+FLOOR_ROUNDS = 5  # lifts and compactions at the end of training (`_lift_floors`)
 
 
 class DynamicPrune(keras.callbacks.Callback):
@@ -252,9 +255,37 @@ class DynamicPrune(keras.callbacks.Callback):
         self._lift_floors()
 
     def _lift_floors(self):
-        """Lifts the layers still under their floor; warns with what it did."""
-        lifted = {layer.name: lift_to_floor(layer) for layer, _ in self._floors.values()}
-        lifted = {name: lift for name, lift in lifted.items() if lift}
+        """Lifts the layers still under their floor, as the exported file counts it; warns with
+        what it did.
+
+        A lift counts the zeros of the units it kills, and `compact` removes those units and the
+        channels they fed, so a layer at its floor can end under it once compacted. Each round
+        raises a layer's goal by its shortfall in the compacted model, until none is short.
+        """
+        if not self._floors:
+            return
+        goals = {name: layer.min_sparsity for name, (layer, _) in self._floors.items()}
+        lifted = {}
+        for _ in range(FLOOR_ROUNDS):
+            for name, (layer, _) in self._floors.items():
+                lift = lift_to_floor(layer, goals[name])
+                if lift:
+                    lifted[name] = lifted.get(name, 0.0) + lift
+            short = {
+                name: share for name, share in compacted_sparsity(self.model, goals).items()
+                if share < self._floors[name][0].min_sparsity
+            }  # fmt: skip
+            if not short:
+                break
+            for name, share in short.items():
+                goals[name] = min(goals[name] + self._floors[name][0].min_sparsity - share + 1e-3, 0.999)
+        else:
+            warnings.warn(
+                f"DynamicPrune could not bring these layers to their min_sparsity in the compacted "
+                f"model within {FLOOR_ROUNDS} lifts (share of zeros: {short}); XNNPACK will run them "
+                "dense. Train longer or start from a larger alpha.",
+                stacklevel=2,
+            )
         self.floor_lifts.update(lifted)
         if lifted:
             warnings.warn(
@@ -380,10 +411,11 @@ class DynamicPrune(keras.callbacks.Callback):
                 layer.threshold_resets.assign(layer.threshold_resets + 1)
 
 
-def lift_to_floor(layer, steps=40):
+def lift_to_floor(layer, floor=None, steps=40):
     """Raises `layer`'s thresholds by the smallest common amount (bisection) that brings its
-    sparsity to `min_sparsity`; returns the amount (0.0 when it was already there)."""
-    floor = layer.min_sparsity
+    sparsity to `floor` (default: its `min_sparsity`); returns the amount (0.0 when it was
+    already there)."""
+    floor = layer.min_sparsity if floor is None else floor
     if target_sparsity_of([layer]) >= floor:
         return 0.0
     thresholds = [(t, ops.convert_to_numpy(t)) for t in layer.threshold_variables()]
@@ -401,6 +433,16 @@ def lift_to_floor(layer, steps=40):
         low, high = (low, middle) if shift(middle) >= floor else (middle, high)
     shift(high)
     return high
+
+
+def compacted_sparsity(model, names):
+    """`{name: share of zeros}` of the named layers' kernels in `compact(model)`, for the layers
+    compaction keeps."""
+    small, _ = compact(model)
+    kept = {layer.name: layer for layer in small.layers}
+    return {
+        name: float(np.mean(ops.convert_to_numpy(kept[name].kernel) == 0)) for name in names if name in kept
+    }
 
 
 def _read(variable):
