@@ -230,7 +230,7 @@ def shuffled_batches(x, y, batch_size, seed):
     own shuffle draws the same permutation every epoch once `keras.utils.set_random_seed` has
     been called (its dataset, and the permutation's random state, restart each epoch), so a
     seeded run sees one batch order twenty times. tf_keras and Keras' JAX backend reshuffle;
-    on LeNet-5 the repeated order cost the dense model 0.84 test points (BENCHMARKS.md §12).
+    on LeNet-5 the repeated order cost the dense model 1.2 test points (BENCHMARKS.md, top note).
 
     Args:
         x, y: arrays with the same first dimension.
