@@ -5,12 +5,12 @@ import numbers
 import warnings
 
 import keras
-import numpy as np
 from keras import ops
 
 from tfprune import distributed
 from tfprune.compact import compact
 from tfprune.controller import SparsityController, check_target
+from tfprune.counts import count_nonzero
 from tfprune.dead_channels import batchnorm_followers, silence
 from tfprune.freeze import FrozenMasks
 from tfprune.guards import check_finite, thresholds_finite
@@ -264,21 +264,20 @@ class DynamicPrune(keras.callbacks.Callback):
         """
         if not self._floors:
             return
-        goals = {name: layer.min_sparsity for name, (layer, _) in self._floors.items()}
+        floors = {name: layer.min_sparsity for name, (layer, _) in self._floors.items()}
+        goals = dict(floors)
         lifted = {}
         for _ in range(FLOOR_ROUNDS):
             for name, (layer, _) in self._floors.items():
                 lift = lift_to_floor(layer, goals[name])
                 if lift:
                     lifted[name] = lifted.get(name, 0.0) + lift
-            short = {
-                name: share for name, share in compacted_sparsity(self.model, goals).items()
-                if share < self._floors[name][0].min_sparsity
-            }  # fmt: skip
+            shares = compacted_sparsity(self.model, floors)
+            short = {name: share for name, share in shares.items() if share < floors[name]}
             if not short:
                 break
             for name, share in short.items():
-                goals[name] = min(goals[name] + self._floors[name][0].min_sparsity - share + 1e-3, 0.999)
+                goals[name] = min(goals[name] + floors[name] - share + 1e-3, 0.999)
         else:
             warnings.warn(
                 f"DynamicPrune could not bring these layers to their min_sparsity in the compacted "
@@ -439,10 +438,8 @@ def compacted_sparsity(model, names):
     """`{name: share of zeros}` of the named layers' kernels in `compact(model)`, for the layers
     compaction keeps."""
     small, _ = compact(model)
-    kept = {layer.name: layer for layer in small.layers}
-    return {
-        name: float(np.mean(ops.convert_to_numpy(kept[name].kernel) == 0)) for name in names if name in kept
-    }
+    kept = {layer.name: count_nonzero(layer.kernel) for layer in small.layers if layer.name in names}
+    return {name: (size - nonzero) / size for name, (size, nonzero) in kept.items()}
 
 
 def _read(variable):
