@@ -194,7 +194,7 @@ def run_pquant(ctx, run, on_epoch):
 
     A matched row (`final_sparsity`, from a DST run) cannot set its ratio, only alpha: it trains
     at the alphas of `match_alpha` and keeps the run closest to the ratio, with every try in
-    `alpha_search`."""
+    `alpha_search`; `alpha_tries` caps the search (default 3)."""
     if ctx.settings.get("weight_decay"):
         raise ValueError("pquant rows do not take a suite's weight_decay (PQuantML's own training loop); drop them from the suite")
     python = os.environ.get("PQUANT_PYTHON", "/work/venvs/pquant/bin/python")
@@ -228,7 +228,7 @@ def run_pquant(ctx, run, on_epoch):
     target = 1.0 - run.params["final_sparsity"]
     anchor_alpha, anchor_remaining = PQUANT_ANCHORS[ctx.suite.model]
     alpha = run.params.get("alpha", anchor_alpha * (target / anchor_remaining) ** (1 / PQUANT_SLOPE))
-    return match_alpha(train, target, alpha)
+    return match_alpha(train, target, alpha, tries=run.params.get("alpha_tries", 3))
 
 
 # PQuantML's remaining ratio against alpha on LeNet-300-100 (BENCHMARKS section 12, pquant300):
