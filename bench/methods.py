@@ -239,13 +239,15 @@ PQUANT_SLOPE = -1.75
 PQUANT_ANCHORS = {"lenet300": (5e-4, 0.0885), "lenet5": (5e-4, 0.054)}
 
 
-def match_alpha(train, target, alpha, tries=3, tolerance=0.1):
+def match_alpha(train, target, alpha, tries=3, tolerance=0.1, max_step=4.0):
     """Searches alpha for `train(alpha)` (-> figures with `remaining`) to end at `target`.
 
     The first try is `alpha`, then secant steps on log(remaining) against log(alpha), starting
-    from `PQUANT_SLOPE` (and kept to a negative slope: more penalty, fewer weights). Stops when a
-    run is within `tolerance` (relative) of `target` or after `tries` runs; returns the run
-    closest to it in log ratio, with `alpha_search`: every try's alpha, remaining and accuracy.
+    from `PQUANT_SLOPE` (and kept to a negative slope: more penalty, fewer weights), each step at
+    most `max_step` times alpha either way: a run that regrew late (a flat or noisy secant) must
+    not send the next try to an alpha of thousands. Stops when a run is within `tolerance`
+    (relative) of `target` or after `tries` runs; returns the run closest to it in log ratio,
+    with `alpha_search`: every try's alpha, remaining and accuracy.
     """
     runs = []
     slope = PQUANT_SLOPE
@@ -257,7 +259,8 @@ def match_alpha(train, target, alpha, tries=3, tolerance=0.1):
             (a0, r0), (a1, r1) = ((math.log(r["alpha"]), math.log(r["remaining"])) for r in runs[-2:])
             if a1 != a0 and (r1 - r0) / (a1 - a0) < 0:
                 slope = min(-0.25, (r1 - r0) / (a1 - a0))
-        alpha = math.exp(math.log(alpha) + (math.log(target) - math.log(runs[-1]["remaining"])) / slope)
+        step = (math.log(target) - math.log(runs[-1]["remaining"])) / slope
+        alpha = math.exp(math.log(alpha) + max(-math.log(max_step), min(math.log(max_step), step)))
     best = min(runs, key=lambda r: abs(math.log(r["remaining"] / target)))
     search = [{k: r[k] for k in ("alpha", "remaining", "test_accuracy")} for r in runs]
     return {**best, "alpha_search": search}

@@ -206,6 +206,17 @@ def test_match_alpha_searches_until_the_ratio_is_reached_and_keeps_the_closest()
     assert len(result["alpha_search"]) == 3 and result["remaining"] == 0.03
 
 
+def test_match_alpha_bounds_each_step_when_a_run_regrew():
+    from bench import methods
+
+    def regrew(alpha):  # PQuantML's late regrowth: 3.2% at one alpha, 3.0% at three times it
+        return {"alpha": alpha, "remaining": 0.032 if alpha < 5e-3 else 0.030, "test_accuracy": 0.87}
+
+    search = methods.match_alpha(regrew, target=0.005, alpha=2.7e-3, tries=3)["alpha_search"]
+    steps = [b["alpha"] / a["alpha"] for a, b in zip(search, search[1:])]
+    assert len(steps) == 2 and all(1 < step <= 4.0 + 1e-9 for step in steps)
+
+
 def test_matched_table_compares_each_dst_row_with_its_peers_seed_by_seed():
     from bench.report import matched_table
 
